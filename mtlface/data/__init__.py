@@ -1,0 +1,1 @@
+"""Data: manifests, the synthetic source, datasets and the multi-source DataModule."""
