@@ -1,0 +1,182 @@
+"""MultiSourceDataModule: one Dataset per source, interleaved so each step sees every source."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import CombinedLoader
+from torch.utils.data import ConcatDataset, DataLoader
+
+from mtlface.backbones import InputSpec
+from mtlface.data.dataset import ManifestDataset
+from mtlface.data.manifest import SPLITS, ManifestError, read_manifest
+from mtlface.data.transforms import build_transform
+from mtlface.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+
+class ManifestProvider(Protocol):
+    """Anything that can produce a manifest: the synthetic generator, a preprocessing cache,
+    or a plain file. ``prepare`` may do work the first time; it is cheap afterwards."""
+
+    def prepare(self) -> Path: ...
+
+
+class ManifestFile:
+    """A manifest that already exists on disk."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def prepare(self) -> Path:
+        path = self.path / "manifest.csv" if self.path.is_dir() else self.path
+        if not path.is_file():
+            raise ManifestError(f"no manifest at {self.path}: run preprocess.py for this source "
+                                f"first, or point data.manifests at an existing manifest.csv")
+        return path
+
+
+class MultiSourceDataModule(pl.LightningDataModule):
+    """Sources come from one or more manifests (a manifest may hold several sources).
+
+    Training interleaves the sources with ``CombinedLoader(mode="max_size_cycle")``: every
+    step draws from every source, each source's part of the batch set by ``shares`` (default:
+    equal), and an epoch lasts until the longest source is exhausted. Validation and test
+    concatenate the sources' splits. Rows labelled for none of the active ``tasks`` are not
+    used (counted and logged); a source left empty is left out.
+    """
+
+    def __init__(
+        self,
+        manifests: Sequence[ManifestProvider | str | os.PathLike],
+        tasks: Sequence[str],
+        input_spec: InputSpec,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        shares: Mapping[str, float] | None = None,
+        sources: Sequence[str] | None = None,
+        augment: Sequence = (),
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if not manifests:
+            raise ValueError("data.manifests is empty: nothing to train on")
+        if not tasks:
+            raise ValueError("no tasks selected: pass e.g. tasks=[age,gender]")
+        unknown = [t for t in tasks if t not in LABELS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; valid: {list(LABELS)}")
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        bad_shares = {s: v for s, v in (shares or {}).items() if v is None or v < 0}
+        if bad_shares:
+            raise ValueError(f"data.shares must be >= 0, got {bad_shares}")
+        self.providers = [ManifestFile(m) if isinstance(m, str | os.PathLike) else m
+                          for m in manifests]
+        self.tasks = list(tasks)
+        self.input_spec = input_spec
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.shares = dict(shares or {})
+        self.sources = list(sources) if sources is not None else None
+        self.augment = list(augment)
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.datasets: dict[str, dict[str, ManifestDataset]] = {}  # split -> source -> dataset
+
+    def prepare_data(self) -> None:
+        for provider in self.providers:  # generation/caching happens here, once per node
+            provider.prepare()
+
+    def _read_sources(self) -> dict[str, tuple[pd.DataFrame, Path]]:
+        """``{source: (rows, image root)}`` over every manifest."""
+        found: dict[str, tuple[pd.DataFrame, Path]] = {}
+        for provider in self.providers:
+            path = provider.prepare()
+            frame = read_manifest(path)
+            for source, rows in frame.groupby("source", sort=True):
+                if source in found:
+                    raise ManifestError(f"source {source!r} appears in two manifests "
+                                        f"({found[source][1]} and {path.parent})")
+                found[source] = (rows, path.parent)
+        if self.sources is not None:
+            missing = sorted(set(self.sources) - set(found))
+            if missing:
+                raise ValueError(f"data.sources names unknown source(s) {missing}; "
+                                 f"available: {sorted(found)}")
+            found = {s: found[s] for s in self.sources}
+        return found
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        train_tf = build_transform(self.input_spec, self.augment)
+        eval_tf = build_transform(self.input_spec)
+        self.datasets = {split: {} for split in SPLITS}
+        for source, (rows, root) in self._read_sources().items():
+            useful = rows[list(self.tasks)].notna().any(axis=1)
+            if not useful.all():
+                log.info("source %s: %d of %d rows have no label for tasks %s and are not used",
+                         source, int((~useful).sum()), len(rows), self.tasks)
+            for split in SPLITS:
+                part = rows[useful & (rows["split"] == split)]
+                if len(part):
+                    self.datasets[split][source] = ManifestDataset(
+                        part, root, self.tasks, self.input_spec.channels,
+                        train_tf if split == "train" else eval_tf, name=f"{source}/{split}")
+        train = self.datasets["train"]
+        for task in self.tasks:
+            if not any(ds.label_counts()[task] for ds in train.values()):
+                raise ValueError(f"task {task!r} has no labelled training sample in the "
+                                 f"selected sources {sorted(train) or '(none)'}")
+        log.info("train sources and batch shares: %s", self.train_batch_sizes())
+
+    def train_batch_sizes(self) -> dict[str, int]:
+        """Each source's part of a training batch, from ``shares`` (default 1 each)."""
+        sources = sorted(self.datasets["train"])
+        weights = {s: float(self.shares.get(s, 1.0)) for s in sources}
+        total = sum(weights.values())
+        if total <= 0:
+            raise ValueError(f"data.shares give every training source zero weight: {weights}")
+        return {s: max(1, round(self.batch_size * w / total)) for s, w in weights.items() if w > 0}
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(dataset) > batch_size,  # no 1-sample batch for BatchNorm
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> CombinedLoader:
+        loaders = {
+            source: self._loader(self.datasets["train"][source], size, shuffle=True)
+            for source, size in self.train_batch_sizes().items()
+        }
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def _eval_loader(self, split: str) -> DataLoader | list:
+        parts = list(self.datasets[split].values())
+        if not parts:
+            log.warning("no %s data for tasks %s: %s is skipped", split, self.tasks, split)
+            return []
+        return self._loader(ConcatDataset(parts), self.eval_batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._eval_loader("test")

@@ -1,0 +1,26 @@
+"""Albumentations pipelines: config-driven augmentation, framed by the resize and
+normalisation that the backbone's ``InputSpec`` dictates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import albumentations as A
+
+from mtlface.backbones import InputSpec
+
+
+def build_transform(spec: InputSpec, augment: Sequence[A.BasicTransform] = ()) -> A.Compose:
+    """Resize to the backbone's input, apply ``augment`` (instantiated from config), normalise
+    and convert to a CHW float tensor."""
+    for t in augment:
+        if not isinstance(t, A.BasicTransform | A.BaseCompose):
+            raise TypeError(f"data.augment entries must be albumentations transforms, got {t!r}")
+    return A.Compose(
+        [
+            A.Resize(spec.size, spec.size),
+            *augment,
+            A.Normalize(mean=spec.mean, std=spec.std, max_pixel_value=255.0),
+            A.ToTensorV2(),
+        ]
+    )
