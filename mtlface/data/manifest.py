@@ -36,11 +36,11 @@ def empty_manifest() -> pd.DataFrame:
     return clean_labels(pd.DataFrame({c: [] for c in COLUMNS}))[0]
 
 
-def clean_labels(df: pd.DataFrame, what: str = "manifest") -> tuple[pd.DataFrame, SkipReport]:
+def clean_labels(df: pd.DataFrame) -> tuple[pd.DataFrame, SkipReport]:
     """Give every label column its canonical dtype (float for continuous labels, nullable
     ``Int64`` for categorical ones; an absent column becomes all-missing) and blank out values
     that are not valid labels, counted by reason. Such a row stays: its other labels are still
-    good. Rows with an unknown split are dropped, counted too."""
+    good. Rows with an unknown split are dropped, counted too. The caller logs the report."""
     df = df.copy()
     report = SkipReport()
     for name, spec in LABELS.items():
@@ -61,9 +61,7 @@ def clean_labels(df: pd.DataFrame, what: str = "manifest") -> tuple[pd.DataFrame
         df[col] = df[col].astype(str)
     bad_split = ~df["split"].isin(SPLITS)
     report.skip(f"split not one of {'/'.join(SPLITS)} (row dropped)", int(bad_split.sum()))
-    df = df[~bad_split].reset_index(drop=True)
-    report.log(what)
-    return df, report
+    return df[~bad_split].reset_index(drop=True), report
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
@@ -83,7 +81,9 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise ManifestError(f"manifest {path} lacks column(s) {missing}; expected at least "
                             f"{list(BASE_COLUMNS)} plus label columns {list(LABEL_COLUMNS)}")
-    return clean_labels(df, what=str(path))[0]
+    df, report = clean_labels(df)
+    report.log(str(path))
+    return df
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -94,7 +94,8 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     missing = [c for c in BASE_COLUMNS if c not in df]
     if missing:
         raise ManifestError(f"cannot write a manifest without column(s) {missing}")
-    df, _ = clean_labels(df, what=f"writing {path}")
+    df, report = clean_labels(df)
+    report.log(f"writing {path}")
     ordered = list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".tmp")

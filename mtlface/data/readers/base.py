@@ -56,7 +56,7 @@ class DatasetReader(ABC):
         report = SkipReport()
         df = self._read(report)
         df["source"] = self.source
-        df, label_report = clean_labels(df, what=f"{self.title} labels")
+        df, label_report = clean_labels(df)
         report.update(label_report)
         report.log(self.title, log)
         df = df[[*COLUMNS, *(c for c in df.columns if c not in COLUMNS)]]
