@@ -47,7 +47,7 @@ from mtlface.labels import LABELS
 log = logging.getLogger(__name__)
 
 # Part of the cache key: bump it whenever sampling or drawing changes, so old caches are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 
 DEFAULT_SOURCES: dict[str, dict[str, Any]] = {
     "imdb_like": {"tasks": ["age", "gender"], "image_size": 64, "grey": False,
@@ -86,6 +86,7 @@ _EMOTION_STYLE = np.array([
     [0.00, 0.00, 0.00, 1.00, 0.00, 0.00, 1.00, 0.00],  # neutral
 ])
 _NEUTRAL = _EMOTION_STYLE[LABELS["emotion"].classes.index("neutral")]
+_EXPRESSION_GAIN = 1.4
 
 # Per race (white, black, asian, indian, others): skin grey level, eye height, eye tilt, nose
 # width, lip thickness, brow weight. Luminance is the main cue, the shapes a second one.
@@ -221,12 +222,14 @@ def render_face(attrs: Mapping[str, Any], rng: np.random.Generator, image_size: 
     when ``grey``."""
     age, female = float(attrs["age"]), int(attrs["gender"]) == 1
     lum, eye_h, eye_tilt, nose_w, lip_w, brow_w = _RACE_STYLE[int(attrs["race"])].tolist()
-    # Emotion: blend from neutral by a random intensity, so some expressions are subtle.
-    style = _NEUTRAL + rng.uniform(0.55, 1.0) * (_EMOTION_STYLE[int(attrs["emotion"])] - _NEUTRAL)
+    # Emotion: blend from neutral by a random intensity, so some expressions are subtler; the
+    # gain keeps even subtle ones readable at 48 px grey, where a brow is ~2 pixels.
+    intensity = _EXPRESSION_GAIN * rng.uniform(0.75, 1.0)
+    style = _NEUTRAL + intensity * (_EMOTION_STYLE[int(attrs["emotion"])] - _NEUTRAL)
     brow_in, brow_out, brow_up, eye_open, curve, mouth_open, mouth_w, asym = style.tolist()
     asym *= 1.0 if rng.random() < 0.5 else -1.0
-    if int(attrs["smile"]) and curve < 0.15:  # smile without the happy label: still corners up
-        curve = rng.uniform(0.18, 0.3)
+    if int(attrs["smile"]) and curve < 0.25:  # smile without the happy label: still corners up
+        curve = rng.uniform(0.3, 0.42)
 
     # Age ramps, each with its own per-face jitter (people age differently).
     growth = _ramp(age + rng.normal(0, 1.5), 1, 22)  # child -> adult face proportions
@@ -259,12 +262,13 @@ def render_face(attrs: Mapping[str, Any], rng: np.random.Generator, image_size: 
     mouth_y = aspect * 0.56
     mouth_hw = 0.40 * mouth_w * (1 - 0.15 * child)
 
-    # Pose: rotation +-15 deg, scale 0.8-1.1 (children a bit smaller), translation.
+    # Pose: rotation +-10 deg, scale 0.9-1.1 (children a bit smaller), translation. The face
+    # fills most of the frame, as a detector's crop would.
     size = image_size
     img = _background(rng, size)
-    unit = size * 0.3 * rng.uniform(0.8, 1.1) * (0.88 + 0.12 * growth)
+    unit = size * 0.34 * rng.uniform(0.9, 1.1) * (0.88 + 0.12 * growth)
     centre = (size * (0.5 + rng.uniform(-0.06, 0.06)), size * (0.5 + rng.uniform(-0.06, 0.06)))
-    pen = _Pen(img, centre, unit, np.deg2rad(rng.uniform(-15, 15)))
+    pen = _Pen(img, centre, unit, np.deg2rad(rng.uniform(-10, 10)))
 
     # Clothes, neck, hair behind the head, ears, then the face over them.
     pen.fill(rng.uniform(0, 255, 3), _ellipse(0, aspect * 1.75 + 0.6, 2.3, 0.9))
@@ -315,7 +319,7 @@ def render_face(attrs: Mapping[str, Any], rng: np.random.Generator, image_size: 
     pen.line(hair_base * 0.5, 0.06, *lashes)
 
     # Brows: inner and outer ends move by emotion; weight by race and gender.
-    pen.line(hair_base + (hair - hair_base) * 0.6, 0.11 * brow_w * (0.75 if female else 1.0),
+    pen.line(hair_base + (hair - hair_base) * 0.6, 0.13 * brow_w * (0.8 if female else 1.0),
              *(np.array([[side * 0.16, brow_y + brow_in], [side * 0.44, brow_y - 0.05],
                          [side * 0.72, brow_y + brow_out]]) for side in (-1, 1)))
 
@@ -338,8 +342,8 @@ def render_face(attrs: Mapping[str, Any], rng: np.random.Generator, image_size: 
         pen.fill(skin * 0.2, np.concatenate([upper, lower[::-1]]))
         if curve > 0.15:  # an open smile shows teeth
             pen.line((235, 235, 225), 0.07, upper[2:-2] + (0, 0.04))
-        pen.line(lips, 0.09 * lip_w, lower)
-    pen.line(lips, 0.08 * lip_w, upper)
+        pen.line(lips, 0.11 * lip_w, lower)
+    pen.line(lips, 0.11 * lip_w, upper)
 
     # Occasional occluder: glasses or a blob (hand, microphone, sticker).
     if rng.random() < 0.12:
