@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import albumentations as A
+import cv2
 
 from mtlface.backbones import InputSpec
 
@@ -18,7 +19,9 @@ def build_transform(spec: InputSpec, augment: Sequence[A.BasicTransform] = ()) -
             raise TypeError(f"data.augment entries must be albumentations transforms, got {t!r}")
     return A.Compose(
         [
-            A.Resize(spec.size, spec.size),
+            # Area interpolation: sources come in many sizes, and shrinking with bilinear
+            # interpolation aliases thin strokes (a mouth, a brow) into a different look.
+            A.Resize(spec.size, spec.size, interpolation=cv2.INTER_AREA),
             *augment,
             A.Normalize(mean=spec.mean, std=spec.std, max_pixel_value=255.0),
             A.ToTensorV2(),
