@@ -44,7 +44,8 @@ class ManifestFile:
 
 
 class MultiSourceDataModule(pl.LightningDataModule):
-    """Sources come from one or more manifests (a manifest may hold several sources).
+    """Sources come from one or more manifests, each named in ``manifests`` (a provider such as
+    the synthetic generator, or a path); one manifest may hold several sources.
 
     Training interleaves the sources with ``CombinedLoader(mode="max_size_cycle")``: every
     step draws from every source, each source's part of the batch set by ``shares`` (default:
@@ -55,7 +56,7 @@ class MultiSourceDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        manifests: Sequence[ManifestProvider | str | os.PathLike],
+        manifests: Mapping[str, ManifestProvider | str | os.PathLike],
         tasks: Sequence[str],
         input_spec: InputSpec,
         batch_size: int = 64,
@@ -81,8 +82,8 @@ class MultiSourceDataModule(pl.LightningDataModule):
         bad_shares = {s: v for s, v in (shares or {}).items() if v is None or v < 0}
         if bad_shares:
             raise ValueError(f"data.shares must be >= 0, got {bad_shares}")
-        self.providers = [ManifestFile(m) if isinstance(m, str | os.PathLike) else m
-                          for m in manifests]
+        self.providers = {name: ManifestFile(m) if isinstance(m, str | os.PathLike) else m
+                          for name, m in manifests.items()}
         self.tasks = list(tasks)
         self.input_spec = input_spec
         self.batch_size = batch_size
@@ -95,13 +96,13 @@ class MultiSourceDataModule(pl.LightningDataModule):
         self.datasets: dict[str, dict[str, ManifestDataset]] = {}  # split -> source -> dataset
 
     def prepare_data(self) -> None:
-        for provider in self.providers:  # generation/caching happens here, once per node
+        for provider in self.providers.values():  # generation/caching happens here, once per node
             provider.prepare()
 
     def _read_sources(self) -> dict[str, tuple[pd.DataFrame, Path]]:
         """``{source: (rows, image root)}`` over every manifest."""
         found: dict[str, tuple[pd.DataFrame, Path]] = {}
-        for provider in self.providers:
+        for provider in self.providers.values():
             path = provider.prepare()
             frame = read_manifest(path)
             for source, rows in frame.groupby("source", sort=True):
