@@ -18,6 +18,15 @@ TINY_SOURCES = (
     "data.manifests.synthetic.sources.fer_like.splits={train:480,val:160,test:160}",
 )
 
+# A narrow BKNet at 32 px: the same pipeline end to end, ~10x cheaper per image than the
+# published 48 px one, so a test can afford the samples every task needs to take off.
+SMALL_BKNET = (
+    "backbone.widths=[16,32,64,128]",
+    "backbone.input_size=32",
+    "head.hidden=[64]",
+    "head.dropout=0.0",
+)
+
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:

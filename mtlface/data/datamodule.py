@@ -66,6 +66,7 @@ class MultiSourceDataModule(pl.LightningDataModule):
         augment: Sequence = (),
         num_workers: int = 0,
         pin_memory: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if not manifests:
@@ -93,6 +94,7 @@ class MultiSourceDataModule(pl.LightningDataModule):
         self.augment = list(augment)
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.seed = seed
         self.datasets: dict[str, dict[str, ManifestDataset]] = {}  # split -> source -> dataset
 
     def prepare_data(self) -> None:
@@ -121,7 +123,7 @@ class MultiSourceDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        train_tf = build_transform(self.input_spec, self.augment)
+        train_tf = build_transform(self.input_spec, self.augment, seed=self.seed)
         eval_tf = build_transform(self.input_spec)
         self.datasets = {split: {} for split in SPLITS}
         for source, (rows, root) in self._read_sources().items():

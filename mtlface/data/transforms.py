@@ -11,9 +11,12 @@ import cv2
 from mtlface.backbones import InputSpec
 
 
-def build_transform(spec: InputSpec, augment: Sequence[A.BasicTransform] = ()) -> A.Compose:
+def build_transform(
+    spec: InputSpec, augment: Sequence[A.BasicTransform] = (), seed: int | None = None
+) -> A.Compose:
     """Resize to the backbone's input, apply ``augment`` (instantiated from config), normalise
-    and convert to a CHW float tensor."""
+    and convert to a CHW float tensor. Albumentations draws from its own generator, which
+    ``seed_everything`` does not reach: ``seed`` makes the augmentation repeatable."""
     for t in augment:
         if not isinstance(t, A.BasicTransform | A.BaseCompose):
             raise TypeError(f"data.augment entries must be albumentations transforms, got {t!r}")
@@ -25,5 +28,6 @@ def build_transform(spec: InputSpec, augment: Sequence[A.BasicTransform] = ()) -
             *augment,
             A.Normalize(mean=spec.mean, std=spec.std, max_pixel_value=255.0),
             A.ToTensorV2(),
-        ]
+        ],
+        seed=seed,
     )

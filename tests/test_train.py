@@ -1,0 +1,83 @@
+"""End-to-end: real training runs through mtlface.train.run and train.py."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SMALL_BKNET, TINY_SOURCES, compose_train
+from mtlface.train import run
+
+CHANCE = {"age": 1 / 5, "gender": 1 / 2, "smile": 1 / 2, "emotion": 1 / 7, "race": 1 / 5}
+
+
+def _assert_beats_chance(results):
+    for task, chance in CHANCE.items():
+        for stage in ("val", "test"):
+            assert f"{stage}/{task}/acc" in results
+        # Well above chance: halfway from chance to perfect for the binary tasks, double
+        # chance for the multi-class ones.
+        target = chance + (1 - chance) / 2 if chance == 0.5 else 2 * chance
+        assert results[f"test/{task}/acc"] > target, (task, results[f"test/{task}/acc"])
+    assert results["test/age/mae"] < 20
+    assert results["test/age/acc_1off"] > results["test/age/acc"]
+
+
+def test_short_training_run_beats_chance_on_every_task(data_dir, tmp_path):
+    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, "trainer.max_epochs=12", "seed=1"],
+                        output_dir=tmp_path)
+    results = run(cfg)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk == pytest.approx(results)
+    _assert_beats_chance(results)
+    assert 0 < results["val/score"] <= 1
+    assert list((tmp_path / "checkpoints").glob("epoch*.ckpt")), "best checkpoint saved"
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+
+@pytest.mark.parametrize("overrides", [
+    ["backbone=efficientnet_b4", "tasks=[age,gender]"],
+    ["tasks=[smile]"],
+    ["backbone=timm", "backbone.model_name=mobilenetv3_small_050", "tasks.age.regression=true"],
+])
+def test_fast_debug_run_for_other_backbones_and_task_sets(data_dir, tmp_path, overrides):
+    cfg = compose_train([*TINY_SOURCES, "debug=fast", *overrides], output_dir=tmp_path)
+    results = run(cfg)
+    trained = [k.split("/")[1] for k in results
+               if k.startswith("test/") and k.endswith("/loss") and k.count("/") == 2]
+    assert trained and set(trained) <= set(cfg.tasks)
+
+
+def test_age_bucketing_multirun_leaves_one_results_json_per_job(data_dir, tmp_path):
+    cmd = [sys.executable, "train.py", "-m", "debug=fast", "tasks=[age]",
+           "age_bins.num_bins=3,5,10", f"hydra.sweep.dir={tmp_path}", *TINY_SOURCES]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MTLFACE_DATA_DIR": str(data_dir)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = sorted(tmp_path.glob("*/results.json"))
+    assert [r.parent.name for r in results] == ["0", "1", "2"]
+    for path, bins in zip(results, (3, 5, 10)):
+        assert f"age_bins.num_bins={bins}" in (path.parent / ".hydra/overrides.yaml").read_text()
+        assert "test/age/acc" in json.loads(path.read_text())
+
+
+def test_seed_makes_a_run_repeatable(data_dir, tmp_path):
+    def results(seed, folder):
+        return run(compose_train([*TINY_SOURCES, "debug=fast", f"seed={seed}"],
+                                 output_dir=tmp_path / folder))
+
+    first, again, other = results(3, "a"), results(3, "b"), results(4, "c")
+    assert first == again
+    assert first != other
+
+
+@pytest.mark.slow
+def test_default_run_beats_chance_on_every_task(tmp_path):
+    """The README's main job, as shipped (~6 min on 2 CPU cores): `pytest -m slow`."""
+    proc = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={tmp_path}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "MTLFACE_DATA_DIR": str(tmp_path / "data")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_beats_chance(json.loads((tmp_path / "results.json").read_text()))
