@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -15,7 +16,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from mtlface.backbones import InputSpec
 from mtlface.data.dataset import ManifestDataset
-from mtlface.data.manifest import SPLITS, ManifestError, read_manifest
+from mtlface.data.manifest import SPLITS, ManifestError, manifest_file, read_manifest
 from mtlface.data.transforms import build_transform
 from mtlface.labels import LABELS
 
@@ -36,7 +37,7 @@ class ManifestFile:
         self.path = Path(path)
 
     def prepare(self) -> Path:
-        path = self.path / "manifest.csv" if self.path.is_dir() else self.path
+        path = manifest_file(self.path)
         if not path.is_file():
             raise ManifestError(f"no manifest at {self.path}: run preprocess.py for this source "
                                 f"first, or point data.manifests at an existing manifest.csv")
@@ -138,8 +139,11 @@ class MultiSourceDataModule(pl.LightningDataModule):
                         part, root, self.tasks, self.input_spec.channels,
                         train_tf if split == "train" else eval_tf, name=f"{source}/{split}")
         train = self.datasets["train"]
+        labelled = Counter()
+        for ds in train.values():
+            labelled.update(ds.label_counts())
         for task in self.tasks:
-            if not any(ds.label_counts()[task] for ds in train.values()):
+            if not labelled[task]:
                 raise ValueError(f"task {task!r} has no labelled training sample in the "
                                  f"selected sources {sorted(train) or '(none)'}")
         log.info("train sources and batch shares: %s", self.train_batch_sizes())

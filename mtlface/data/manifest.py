@@ -64,11 +64,15 @@ def clean_labels(df: pd.DataFrame) -> tuple[pd.DataFrame, SkipReport]:
     return df[~bad_split].reset_index(drop=True), report
 
 
+def manifest_file(path: str | os.PathLike) -> Path:
+    """``path`` itself, or ``path/manifest.csv`` when ``path`` is a folder."""
+    path = Path(path)
+    return path / MANIFEST_NAME if path.is_dir() else path
+
+
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate ``manifest.csv`` (or the folder holding it)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
+    path = manifest_file(path)
     if not path.is_file():
         raise ManifestError(f"no manifest at {path}: run preprocess.py (or the synthetic "
                             f"generator) to create it")
