@@ -46,7 +46,7 @@ def test_every_experiment_composes(experiment):
     [
         (["tasks=[age,foo]"], "unknown tasks 'foo'; valid tasks: age, emotion, gender, race, smile"),
         (["backbone=resnet"], "unknown backbone 'resnet'; valid backbone: bknet"),
-        (["-m", "data=nope,synthetic"], "unknown data 'nope'; valid data: synthetic"),
+        (["-m", "data=nope,synthetic"], "unknown data 'nope'; valid data: adience, adience_fold"),
     ],
 )
 def test_unknown_group_options_are_listed(overrides, message):

@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+from scipy.optimize import nnls
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader
 
@@ -21,6 +23,9 @@ from mtlface.data.transforms import build_transform
 from mtlface.labels import LABELS
 
 log = logging.getLogger(__name__)
+
+# balance_tasks: the least share a source keeps, so no source is silently dropped.
+MIN_BALANCED_SHARE = 0.05
 
 
 class ManifestProvider(Protocol):
@@ -53,6 +58,14 @@ class MultiSourceDataModule(pl.LightningDataModule):
     equal), and an epoch lasts until the longest source is exhausted. Validation and test
     concatenate the sources' splits. Rows labelled for none of the active ``tasks`` are not
     used (counted and logged); a source left empty is left out.
+
+    ``balance_tasks``: set the sources' batch parts so every active task gets about the same
+    number of labelled samples per step (each task's equal part is split between the sources
+    labelling it, by their labelled counts), as BKNet sampled equally per task; ``shares``
+    then multiply these parts. ``split_map``: per source, rename splits (``null`` drops
+    one), e.g. ``{utkface: {train: test, val: test}}`` tests on a source that is not trained
+    on. ``fold``: for sources with a ``fold`` column (Adience), fold k is test, fold k+1 val
+    and the other folds train (cross-validation without re-preprocessing).
     """
 
     def __init__(
@@ -68,6 +81,9 @@ class MultiSourceDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int | None = None,
+        balance_tasks: bool = False,
+        split_map: Mapping[str, Mapping[str, str | None]] | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         if not manifests:
@@ -96,6 +112,14 @@ class MultiSourceDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.seed = seed
+        self.balance_tasks = balance_tasks
+        self.split_map = {s: dict(m) for s, m in (split_map or {}).items()}
+        bad = {f"{s}.{k}": v for s, m in self.split_map.items() for k, v in m.items()
+               if k not in SPLITS or v not in (*SPLITS, None)}
+        if bad:
+            raise ValueError(f"data.split_map maps splits to splits ({'/'.join(SPLITS)} or "
+                             f"null), got {bad}")
+        self.fold = fold
         self.datasets: dict[str, dict[str, ManifestDataset]] = {}  # split -> source -> dataset
 
     def prepare_data(self) -> None:
@@ -112,7 +136,11 @@ class MultiSourceDataModule(pl.LightningDataModule):
                 if source in found:
                     raise ManifestError(f"source {source!r} appears in two manifests "
                                         f"({found[source][1]} and {path.parent})")
-                found[source] = (rows, path.parent)
+                found[source] = (self._resplit(source, rows), path.parent)
+        unknown = sorted(set(self.split_map) - set(found))
+        if unknown:
+            raise ValueError(f"data.split_map names unknown source(s) {unknown}; available: "
+                             f"{sorted(found)}")
         if self.sources is not None:
             missing = sorted(set(self.sources) - set(found))
             if missing:
@@ -120,6 +148,23 @@ class MultiSourceDataModule(pl.LightningDataModule):
                                  f"available: {sorted(found)}")
             found = {s: found[s] for s in self.sources}
         return found
+
+    def _resplit(self, source: str, rows: pd.DataFrame) -> pd.DataFrame:
+        """Apply ``fold`` (sources with a ``fold`` column) then ``split_map``."""
+        rows = rows.copy()
+        if self.fold is not None and "fold" in rows:
+            fold = pd.to_numeric(rows["fold"], errors="coerce")
+            count = int(fold.max()) + 1
+            if not 0 <= self.fold < count:
+                raise ValueError(f"data.fold={self.fold}, but source {source} has folds "
+                                 f"0..{count - 1}")
+            rows["split"] = np.select([fold == self.fold, fold == (self.fold + 1) % count],
+                                      ["test", "val"], "train")
+        mapping = self.split_map.get(source)
+        if mapping:
+            rows["split"] = rows["split"].map(lambda s: mapping.get(s, s))
+            rows = rows[rows["split"].notna()]
+        return rows
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -148,10 +193,25 @@ class MultiSourceDataModule(pl.LightningDataModule):
                                  f"selected sources {sorted(train) or '(none)'}")
         log.info("train sources and batch shares: %s", self.train_batch_sizes())
 
-    def train_batch_sizes(self) -> dict[str, int]:
-        """Each source's part of a training batch, from ``shares`` (default 1 each)."""
+    def task_balanced_weights(self) -> dict[str, float]:
+        """Source weights (sum 1) that make every task's expected number of labelled samples
+        per step as equal as possible: least squares ``P.T @ w = 1`` with ``w >= 0``, where
+        ``P[s, t]`` is the fraction of source s's rows labelled for task t. A source whose
+        labels are redundant for that balance keeps a small floor rather than vanishing."""
         sources = sorted(self.datasets["train"])
-        weights = {s: float(self.shares.get(s, 1.0)) for s in sources}
+        fraction = np.array([[self.datasets["train"][s].label_counts()[t] /
+                              len(self.datasets["train"][s]) for t in self.tasks]
+                             for s in sources])
+        weights, _ = nnls(fraction.T, np.ones(len(self.tasks)))
+        weights = np.maximum(weights / weights.sum(), MIN_BALANCED_SHARE)
+        return dict(zip(sources, (weights / weights.sum()).tolist()))
+
+    def train_batch_sizes(self) -> dict[str, int]:
+        """Each source's part of a training batch, from ``shares`` (default 1 each), times the
+        task-balanced weights when ``balance_tasks``."""
+        sources = sorted(self.datasets["train"])
+        base = self.task_balanced_weights() if self.balance_tasks else dict.fromkeys(sources, 1.0)
+        weights = {s: base[s] * float(self.shares.get(s, 1.0)) for s in sources}
         total = sum(weights.values())
         if total <= 0:
             raise ValueError(f"data.shares give every training source zero weight: {weights}")

@@ -1,0 +1,277 @@
+"""The preprocessing stage: MTCNN on real photos, bad inputs as counted skips, every real
+on-disk format through detector=none, caching, resume after an interruption, shards."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+import fixtures_real as fx
+from conftest import CONF_DIR, ROOT
+from mtlface.data.manifest import read_manifest
+from mtlface.data.readers import read_source
+from mtlface.data.preprocess import CropSpec, Shard, run
+from mtlface.data.preprocess import stage as stage_module
+from mtlface.data.preprocess.cli import build_stage
+
+
+def compose_preprocess(overrides, tmp_path: Path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("preprocess", overrides=[
+            f"cache_dir={tmp_path / 'cache'}", f"paths.root_dir={tmp_path}", "progress=false",
+            "num_workers=0", *overrides])
+
+
+def preprocess(tmp_path: Path, *overrides: str):
+    return run(compose_preprocess(list(overrides), tmp_path))
+
+
+def write_csv_source(folder: Path, images: dict[str, object]) -> Path:
+    """A CSV-described source (``path,age``) over ``images``: name -> array, bytes or PIL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in images.items():
+        if isinstance(image, bytes):
+            (folder / name).write_bytes(image)
+        elif isinstance(image, Image.Image):
+            image.save(folder / name)
+        else:
+            Image.fromarray(image).save(folder / name)
+    csv = folder / "labels.csv"
+    csv.write_text("path,age\n" + "".join(f"{n},{20 + i}\n" for i, n in enumerate(images)))
+    return csv
+
+
+def all_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    skimage = pytest.importorskip("skimage.data")
+    cbook = pytest.importorskip("matplotlib.cbook")
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = np.asarray(Image.open(f).convert("RGB"))
+    rng = np.random.default_rng(0)
+    return {"astronaut.png": skimage.astronaut(), "grace_hopper.png": hopper,
+            "noise1.png": rng.integers(0, 256, (300, 400, 3), dtype=np.uint8),
+            "noise2.png": rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)}
+
+
+# Face boxes in the photos (x1, y1, x2, y2), by eye: the crop must be centred on them.
+FACES = {"astronaut.png": (175, 60, 275, 175), "grace_hopper.png": (170, 115, 360, 345)}
+
+
+def test_mtcnn_crops_the_face_in_real_photos_and_skips_noise(tmp_path, photos):
+    csv = write_csv_source(tmp_path / "raw", photos)
+    summary = preprocess(tmp_path, "source=csv", f"source.root={csv}", "detector=mtcnn",
+                         "crop.align=true", "crop.size=128")
+    assert summary.complete and summary.found == 4 and summary.cropped == 2
+    assert summary.skipped == {"no face found": 2}
+    assert sorted(summary.examples["no face found"]) == ["noise1.png", "noise2.png"]
+    manifest = read_manifest(summary.folder).set_index("orig_path")
+    for name, (x1, y1, x2, y2) in FACES.items():
+        row = manifest.loc[name]
+        cx, cy = (row.face_x1 + row.face_x2) / 2, (row.face_y1 + row.face_y2) / 2
+        assert x1 < cx < x2 and y1 < cy < y2, (name, row)
+        assert row.det_score > 0.99 and row.num_faces == 1
+        crop = cv2.imread(str(Path(summary.folder) / row.path))
+        assert crop.shape == (128, 128, 3)
+    assert set(manifest.loc[list(FACES), "age"]) == {20.0, 21.0}  # labels follow their image
+
+
+def test_mtcnn_second_face_rule_and_largest_pick(tmp_path, photos):
+    """Two faces side by side: skipped by max_second_score, kept with the rule off."""
+    small = cv2.resize(photos["grace_hopper.png"], (256, 300))
+    pair = np.concatenate([photos["grace_hopper.png"][:300], small], axis=1)
+    csv = write_csv_source(tmp_path / "raw", {"pair.png": pair})
+    skip = preprocess(tmp_path, "source=csv", f"source.root={csv}", "detector=mtcnn")
+    assert skip.skipped == {"second face scoring above 0.95": 1}
+    keep = preprocess(tmp_path, "source=csv", f"source.root={csv}", "detector=mtcnn",
+                      "detector.max_second_score=null", "detector.pick=largest")
+    assert keep.cropped == 1 and keep.folder != skip.folder
+    row = read_manifest(keep.folder).iloc[0]
+    assert row.num_faces == 2 and row.face_x2 < 512  # the larger face: the left one
+
+
+def test_bad_and_unusual_inputs_are_counted_not_crashes(tmp_path):
+    rgb = np.full((40, 40, 3), 90, np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", rgb)
+    images = {
+        "rgb.jpg": rgb,
+        "grey.png": Image.fromarray(np.full((40, 40), 100, np.uint8)),
+        "rgba.png": Image.fromarray(np.dstack([rgb, np.full((40, 40), 255, np.uint8)])),
+        "cmyk.jpg": Image.fromarray(rgb).convert("CMYK"),
+        "deep.png": Image.fromarray(np.full((40, 40), 40000, np.uint16)),
+        "empty.jpg": b"",
+        "garbage.jpg": os.urandom(500),
+        "truncated.jpg": jpeg.tobytes()[: len(jpeg) // 2],
+    }
+    csv = write_csv_source(tmp_path / "raw", images)
+    summary = preprocess(tmp_path, "source=csv", f"source.root={csv}", "detector=none",
+                         "crop.size=32")
+    assert summary.found == 8 and summary.cropped == 5
+    assert summary.skipped == {"zero-byte file": 1, "unreadable or corrupt image": 2}
+    assert summary.converted == {"from CMYK": 1, "from I;16": 1, "from L": 1, "from RGBA": 1}
+    saved = json.loads((Path(summary.folder) / "summary.json").read_text())
+    assert saved["skipped"] == summary.skipped
+    manifest = read_manifest(summary.folder).set_index("orig_path")
+    deep = cv2.imread(str(Path(summary.folder) / manifest.loc["deep.png", "path"]))
+    assert 150 < deep.mean() < 160  # 40000 / 257, not clipped to white
+
+
+@pytest.mark.parametrize("source, writer", [
+    ("utkface", fx.write_utkface), ("imdb_wiki", fx.write_imdb_wiki),
+    ("genki4k", fx.write_genki4k), ("adience", fx.write_adience),
+    ("fer2013", fx.write_fer2013), ("ckplus", fx.write_ckplus),
+])
+def test_every_real_format_preprocesses_with_detector_none(tmp_path, source, writer):
+    root = writer(tmp_path / "raw" / source)
+    expected = len(read_source(source, root))  # every row the reader keeps gets a crop
+    assert expected > 0
+    summary = preprocess(tmp_path, f"source={source}", f"source.root={root}", "detector=none",
+                         "crop.size=16")
+    assert summary.complete and summary.cropped == summary.found == expected
+    assert summary.skipped == {} and summary.reader_skipped  # the fixtures' defects counted
+    manifest = read_manifest(summary.folder)
+    assert len(manifest) == expected and set(manifest["source"]) == {source}
+    for path in manifest["path"].head(3):
+        assert cv2.imread(str(Path(summary.folder) / path)).shape == (16, 16, 3)
+
+
+def test_imdb_wiki_is_cropped_at_its_face_location(tmp_path):
+    root = fx.write_imdb_wiki(tmp_path / "raw")
+    summary = preprocess(tmp_path, "source=imdb_wiki", f"source.root={root}", "detector=none")
+    manifest = read_manifest(summary.folder)
+    assert (manifest["face_x1"] == manifest["box_x1"]).all()
+    assert (manifest["face_y2"] == 120).all()
+
+
+def test_a_rerun_does_no_work_and_a_changed_setting_makes_a_new_cache(tmp_path):
+    root = fx.write_utkface(tmp_path / "raw")
+    first = preprocess(tmp_path, f"source.root={root}", "detector=none", "crop.size=16")
+    files = {p: p.stat().st_mtime_ns for p in all_files(Path(first.folder))}
+    os.rename(root, tmp_path / "moved")  # a re-run must not even read the dataset
+    again = preprocess(tmp_path, f"source.root={root}", "detector=none", "crop.size=16")
+    assert again.cached and again.processed == 0 and again.cropped == first.cropped
+    assert {p: p.stat().st_mtime_ns for p in all_files(Path(first.folder))} == files
+    os.rename(tmp_path / "moved", root)
+    other = preprocess(tmp_path, f"source.root={root}", "detector=none", "crop.size=24")
+    assert other.folder != first.folder and other.processed == first.processed
+
+
+def test_an_interrupted_run_resumes_and_leaves_no_temp_files(tmp_path, monkeypatch):
+    root = fx.write_utkface(tmp_path / "raw")
+    args = ("source=utkface", f"source.root={root}", "detector=none", "crop.size=16",
+            "batch_size=4", "flush_every=4")
+    partial = preprocess(tmp_path, *args, "limit=10")  # a run stopped by a limit
+    folder = Path(partial.folder)
+    assert not partial.complete and partial.processed == 10
+    assert not (folder / "manifest.csv").exists()
+
+    calls = {"n": 0}
+    real_crop = stage_module.crop_face
+
+    def crash_on_ninth(*a, **k):  # a crash (or Ctrl-C) in the middle of the next run
+        calls["n"] += 1
+        if calls["n"] == 9:
+            raise KeyboardInterrupt
+        return real_crop(*a, **k)
+
+    monkeypatch.setattr(stage_module, "crop_face", crash_on_ninth)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess(tmp_path, *args)
+    monkeypatch.setattr(stage_module, "crop_face", real_crop)
+    done = preprocess(tmp_path, *args)
+    assert done.complete and done.done_before == 18 and done.processed == 40 - 18
+    manifest = read_manifest(folder)
+    assert len(manifest) == manifest["id"].nunique() == 40
+    assert not [p for p in all_files(folder) if p.suffix in (".part", ".tmp")]
+    assert len(list((folder / "crops").rglob("*.jpg"))) == 40
+
+
+def test_shards_split_the_work_and_merge_into_one_manifest(tmp_path):
+    root = fx.write_ckplus(tmp_path / "raw")
+    args = ("source=ckplus", f"source.root={root}", "detector=none", "crop.size=16")
+    n = len(read_source("ckplus", root))
+    first = preprocess(tmp_path, *args, "shard=0/3")
+    folder = Path(first.folder)
+    assert first.complete and not (folder / "manifest.csv").exists()
+    second = preprocess(tmp_path, *args, "shard=2/3")
+    assert not (folder / "manifest.csv").exists()
+    third = preprocess(tmp_path, *args, "shard=1/3")
+    sizes = [first.found, second.found, third.found]
+    assert sum(sizes) == n and min(sizes) > 0  # the hash spreads the images
+    merged = read_manifest(folder)
+    assert len(merged) == merged["id"].nunique() == n
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["cropped"] == n and summary["shards"] == 3
+    (folder / "manifest.csv").unlink()  # shards copied from other machines: merge by hand
+    assert preprocess(tmp_path, *args, "merge=true").cropped == n
+    assert len(read_manifest(folder)) == n
+    with pytest.raises(ValueError, match="shard must be 'i/N'"):
+        Shard.parse("3/3")
+
+
+def test_preprocess_yaml_crop_defaults_match_cropspec(tmp_path):
+    cfg = compose_preprocess([], tmp_path)
+    assert dict(cfg.crop) == dataclasses.asdict(CropSpec())
+    stage = build_stage(compose_preprocess(["crop.margin=0.5"], tmp_path))
+    assert stage.crop.margin == 0.5
+
+
+def _script(tmp_path: Path, *overrides: str, **kwargs) -> subprocess.Popen:
+    cmd = [sys.executable, "preprocess.py", f"cache_dir={tmp_path / 'cache'}",
+           f"hydra.run.dir={tmp_path / 'run'}", "num_workers=2", *overrides]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **kwargs)
+
+
+def test_preprocess_script_runs_and_prints_a_summary(tmp_path):
+    root = fx.write_genki4k(tmp_path / "raw")
+    proc = _script(tmp_path, "source=genki4k", f"source.root={root}", "detector=none",
+                   "batch_size=4")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert "cropped" in out and "label line is not 4 numbers" in out
+    assert len(list((tmp_path / "cache" / "genki4k").glob("*/manifest.csv"))) == 1
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume(tmp_path):
+    """A real kill -9 of the script while workers write crops, then a re-run completes."""
+    raw = tmp_path / "raw"
+    rng = np.random.default_rng(0)
+    images = {f"{i:04d}.png": rng.integers(0, 256, (600, 600, 3), np.uint8) for i in range(300)}
+    csv = write_csv_source(raw, images)
+    args = ("source=csv", f"source.root={csv}", "detector=none", "batch_size=8",
+            "flush_every=16")
+    proc = _script(tmp_path, *args, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "cache").rglob("part-*.csv")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert not list((tmp_path / "cache").rglob("manifest.csv"))
+    again = _script(tmp_path, *args)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out[-3000:]
+    folder = next((tmp_path / "cache" / "csv").iterdir())
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["cropped"] == 300 and summary["done_before"] > 0
+    assert len(pd.read_csv(folder / "manifest.csv")) == 300
+    assert not [p for p in all_files(folder) if p.suffix in (".part", ".tmp")]
