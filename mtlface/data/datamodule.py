@@ -169,8 +169,8 @@ class MultiSourceDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        train_tf = build_transform(self.input_spec, self.augment, seed=self.seed)
-        eval_tf = build_transform(self.input_spec)
+        train_tf = build_transform(self.input_spec, self.augment, seed=self.seed, train=True)
+        eval_tf = build_transform(self.input_spec, train=False)
         self.datasets = {split: {} for split in SPLITS}
         for source, (rows, root) in self._read_sources().items():
             useful = rows[list(self.tasks)].notna().any(axis=1)
