@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from mtlface.tasks import Task
-from mtlface.weighting import FixedWeighting
+from mtlface.weighting import FixedWeighting, LossWeighting
 
 Batch = dict[str, Any]  # {"image": Tensor[B,C,H,W], "targets": {task: Tensor[B]}}
 STAGES = ("train", "val", "test")
@@ -31,7 +31,13 @@ class MTLFaceModule(pl.LightningModule):
     """Outputs are ``{task: tensor}``. Logged keys are ``<stage>/<task>/<metric>``, the per-task
     losses ``<stage>/<task>/loss``, the weighted total ``<stage>/loss`` and the aggregate
     ``<stage>/score``: the mean over tasks of each task's ``score_metric``, defined for any
-    task set, which checkpointing and sweeps optimise."""
+    task set, which checkpointing and sweeps optimise.
+
+    The ``weighting`` combines the losses of the tasks labelled in the batch; a task with no label
+    adds an exact zero and stays out of the weighting (a zero gradient would skew learnt weights
+    and stall e.g. MGDA). The multiplier each task got is logged as ``train/weight/<task>``. A
+    weighting that aggregates per-task gradients (torchjd) does the backward pass itself:
+    :meth:`backward` hands it the losses and the shared features."""
 
     def __init__(
         self,
@@ -39,7 +45,7 @@ class MTLFaceModule(pl.LightningModule):
         tasks: Mapping[str, Task],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        weighting: nn.Module | None = None,
+        weighting: LossWeighting | None = None,
     ) -> None:
         super().__init__()
         if not tasks:
@@ -48,7 +54,13 @@ class MTLFaceModule(pl.LightningModule):
         self.tasks = nn.ModuleDict(tasks)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.weighting = weighting if weighting is not None else FixedWeighting()
+        weighting = weighting if weighting is not None else FixedWeighting()
+        if not isinstance(weighting, LossWeighting):
+            raise TypeError(f"weighting must be a mtlface.weighting.LossWeighting, "
+                            f"got {type(weighting).__name__}")
+        weighting.setup(self.tasks)  # per-task state exists before the optimiser is built
+        self.weighting = weighting
+        self._backward_inputs: tuple[dict[str, Tensor], Tensor] | None = None
         # Attribute names, not a ModuleDict keyed "train": that key clashes with nn.Module.train.
         self.train_metrics = nn.ModuleDict({n: t.metrics() for n, t in tasks.items()})
         self.val_metrics = nn.ModuleDict({n: t.metrics() for n, t in tasks.items()})
@@ -60,20 +72,61 @@ class MTLFaceModule(pl.LightningModule):
 
     def _step(self, batch: Batch, stage: str) -> Tensor:
         images, targets = batch["image"], batch["targets"]
-        outputs = self(images)
+        features = self.backbone(images)
+        outputs = {name: task(features) for name, task in self.tasks.items()}
         metrics = getattr(self, f"{stage}_metrics")
         losses: dict[str, Tensor] = {}
+        total = features.new_zeros(())
         for name, task in self.tasks.items():
-            losses[name] = task.loss_weight * task.loss(outputs[name], targets[name])
+            loss = task.loss_weight * task.loss(outputs[name], targets[name])
             n_labelled = int(task.labelled(targets[name]).sum())
-            if n_labelled:  # a task with no label in this batch has nothing to report
-                self.log(f"{stage}/{name}/loss", losses[name], batch_size=n_labelled,
+            if n_labelled:
+                losses[name] = loss
+                self.log(f"{stage}/{name}/loss", loss, batch_size=n_labelled,
                          on_step=False, on_epoch=True)
+            else:  # an exact zero: added so every head stays in the graph (DDP), never weighted
+                total = total + loss
             task.update_metrics(metrics[name], outputs[name], targets[name])
-        total = self.weighting(losses)
+        if losses:
+            weighted = self.weighting(losses, features)
+            total = total + weighted.total
+            if stage == "train":
+                self._log_weights(weighted.weights)
+                if self.weighting.aggregates_gradients:
+                    self._backward_inputs = (losses, features)
         self.log(f"{stage}/loss", total, batch_size=len(images), on_step=stage == "train",
                  on_epoch=True, prog_bar=True)
         return total
+
+    def _log_weights(self, weights: Mapping[str, Tensor]) -> None:
+        self.log_dict({f"train/weight/{name}": w for name, w in weights.items()},
+                      on_step=True, on_epoch=False)
+
+    def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
+        """Lightning's backward hook: a gradient-aggregating weighting fills ``.grad`` from the
+        per-task losses kept by the training step; any other backpropagates ``loss``."""
+        if not self.weighting.aggregates_gradients:
+            super().backward(loss, *args, **kwargs)
+            return
+        if self._backward_inputs is None:  # no task labelled in this batch: nothing to learn
+            return
+        losses, features = self._backward_inputs
+        self._backward_inputs = None  # frees the graph whatever happens next
+        shared = [p for p in self.backbone.parameters() if p.requires_grad]
+        # Lightning divides the returned loss by the accumulation steps: scale every task alike.
+        scale = 1.0 / self.trainer.accumulate_grad_batches
+        self._log_weights(self.weighting.backward(losses, features, shared, scale=scale))
+
+    def on_fit_start(self) -> None:
+        if not self.weighting.aggregates_gradients:
+            return
+        # It writes .grad directly: no fp16 loss scaler, no DDP gradient all-reduce sees it.
+        if self.trainer.precision == "16-mixed":
+            raise ValueError("gradient-aggregating weightings bypass fp16 loss scaling: train "
+                             "with trainer.precision=bf16-mixed or 32-true")
+        if self.trainer.world_size > 1:
+            raise ValueError("gradient-aggregating weightings run on one device only "
+                             f"(trainer has {self.trainer.world_size} processes)")
 
     def training_step(self, batch: Mapping[str, Batch] | Batch, batch_idx: int) -> Tensor:
         if "image" not in batch:
@@ -102,6 +155,7 @@ class MTLFaceModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
+        self.weighting.on_train_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
