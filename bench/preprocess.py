@@ -1,7 +1,7 @@
 """Throughput of the preprocessing stage vs a plain per-image facenet-pytorch loop, and the cost
 of a fully cached re-run, measured in one run on the same images.
 
-    .venv/bin/python benchmarks/bench_preprocess.py [--images 96] [--workers 2] [--batch 16]
+    .venv/bin/python bench/preprocess.py [--images 96] [--workers 2] [--batch 16]
 
 Images: real photos (skimage's astronaut, matplotlib's grace_hopper.jpg) at several sizes,
 flipped and shifted, written as JPEGs. Baseline: ``MTCNN()(PIL image)`` per image (what a
