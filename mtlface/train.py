@@ -13,6 +13,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from mtlface.staged import init_from_checkpoint, resolve_checkpoint, staged_callbacks
+
 log = logging.getLogger(__name__)
 # Lightning 2.6 trips over its own torch.utils._pytree deprecation on every fit: noise for users.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -38,6 +40,7 @@ def build_model(cfg: DictConfig) -> tuple[pl.LightningModule, Any]:
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks += staged_callbacks(cfg.get("freeze_trunk_epochs"))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -53,6 +56,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model, input_spec = build_model(cfg)
+    if cfg.get("init_from"):  # staged training: trunk + shared heads from an earlier run
+        init_from_checkpoint(model, resolve_checkpoint(cfg.init_from))
     datamodule = instantiate(cfg.data, tasks=list(cfg.tasks), input_spec=input_spec)
     trainer = build_trainer(cfg)
     trainer.fit(model, datamodule=datamodule)
