@@ -1,0 +1,111 @@
+"""A training run folder as inference sees it: ``.hydra/config.yaml`` rebuilds the model,
+``checkpoints/`` holds its weights. Checkpoints are read with ``weights_only=True`` (tensors
+and plain containers only); the config comes from the YAML, never from a pickle."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+
+from mtlface.predict.errors import RunFolderError
+
+CONFIG = Path(".hydra") / "config.yaml"
+CHECKPOINTS = "checkpoints"
+LAST = "last.ckpt"
+IGNORED_PREFIXES = ("weighting.",)  # training-only state (learnt loss weights)
+_SCORE = re.compile(r"score(-?\d+(?:\.\d+)?)")
+
+
+def newest_run(root: str | os.PathLike = "outputs/runs") -> Path:
+    """The most recent run under ``root`` that has a config and a checkpoint."""
+    root = Path(root)
+    runs = [p for p in root.glob("*") if (p / CONFIG).is_file() and
+            any((p / CHECKPOINTS).glob("*.ckpt"))] if root.is_dir() else []
+    if not runs:
+        raise RunFolderError(f"no trained run under {root}/ (a folder with {CONFIG} and "
+                             f"{CHECKPOINTS}/*.ckpt): train one with `python train.py`, or "
+                             f"name one with --run")
+    return max(runs, key=lambda p: ((p / CONFIG).stat().st_mtime, p.name))
+
+
+def load_config(run_dir: str | os.PathLike) -> DictConfig:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} does not exist")
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir} is not a training run folder: {CONFIG} is missing "
+                             f"(train.py writes it into outputs/runs/<date>_<time>/)")
+    cfg = OmegaConf.load(path)
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
+def best_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The best checkpoint ``ModelCheckpoint`` kept (highest score in its name when several
+    are kept); ``last.ckpt`` only when there is no other."""
+    folder = Path(run_dir) / CHECKPOINTS
+    ckpts = sorted(p for p in folder.glob("*.ckpt") if p.name != LAST)
+    if not ckpts:
+        if (folder / LAST).is_file():
+            return folder / LAST
+        raise RunFolderError(f"no checkpoint in {folder} (a run under debug=fast saves none)")
+    scored = [(float(m.group(1)), p) for p in ckpts if (m := _SCORE.search(p.stem))]
+    if len(scored) == len(ckpts):
+        return max(scored)[1]
+    return max(ckpts, key=lambda p: p.stat().st_mtime)
+
+
+def read_state_dict(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RunFolderError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch's UnpicklingError and friends: not a plain checkpoint
+        raise RunFolderError(f"cannot load checkpoint {path} with weights_only=True "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise RunFolderError(f"checkpoint {path} holds no state_dict of tensors")
+    return state
+
+
+def load_weights(model: nn.Module, state: dict, source: str | os.PathLike) -> None:
+    """Strict load, except for training-only state such as the learnt loss weights."""
+    state = {k: v for k, v in state.items() if not k.startswith(IGNORED_PREFIXES)}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even when not strict
+        raise RunFolderError(f"checkpoint {source} does not fit the run's config: "
+                             f"{str(exc).splitlines()[-1].strip()[:300]}") from None
+    missing = [k for k in result.missing_keys if not k.startswith(IGNORED_PREFIXES)]
+    unexpected = list(result.unexpected_keys)
+    if missing or unexpected:
+        raise RunFolderError(f"checkpoint {source} does not fit the run's config: "
+                             f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+
+
+def build_trained_model(cfg: DictConfig, checkpoint: str | os.PathLike,
+                        device: str | torch.device = "cpu"):
+    """The run's module with the checkpoint's weights, in eval mode, and its ``InputSpec``."""
+    from mtlface.train import build_model  # Lightning: only the torch backend needs it
+
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        if "pretrained_path" in cfg.backbone:  # the checkpoint has the weights: read no file
+            cfg.backbone.pretrained_path = None
+    try:
+        model, input_spec = build_model(cfg)
+    except Exception as exc:
+        raise RunFolderError(f"cannot rebuild the model from the run's config "
+                             f"({type(exc).__name__}: {exc})") from None
+    load_weights(model, read_state_dict(checkpoint, device), checkpoint)
+    return model.to(device).eval(), input_spec

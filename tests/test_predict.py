@@ -1,0 +1,301 @@
+"""Predictor and demo on a briefly trained run: typed predictions on a real photo (the
+astronaut, where MTCNN finds one face), bad inputs, and the demo's image, video, folder
+and error paths."""
+
+import copy
+import csv
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf, open_dict
+from PIL import Image
+
+from conftest import ROOT, SMALL_BKNET, TINY_SOURCES, compose_train
+from mtlface import Predictor
+from mtlface.predict import (AgePrediction, FacePrediction, ImageInputError, RunFolderError,
+                             TaskPrediction)
+from mtlface.predict.cli import main as demo
+from mtlface.predict.runs import best_checkpoint, load_weights, read_state_dict
+from mtlface.train import build_model, run
+
+TASKS = ["age", "gender", "smile", "emotion", "race"]
+
+
+def save_like_hydra(cfg, out_dir):
+    """What @hydra.main leaves in a run folder: the composed config without the hydra node,
+    interpolations unresolved."""
+    task_cfg = copy.deepcopy(cfg)
+    with open_dict(task_cfg):
+        del task_cfg["hydra"]
+    (out_dir / ".hydra").mkdir(exist_ok=True)
+    (out_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_dir):
+    """A few training steps on the tiny synthetic sources: a real run folder (config,
+    Lightning checkpoints), made once for this module."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, "trainer.max_epochs=1",
+                         "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+                         "trainer.log_every_n_steps=1",
+                         "trainer.accelerator=cpu", "test=false", "logger=csv"],
+                        output_dir=out)
+    run(cfg)
+    save_like_hydra(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run):
+    return Predictor.from_run(trained_run)
+
+
+@pytest.fixture(scope="module")
+def astronaut(tmp_path_factory):
+    skimage_data = pytest.importorskip("skimage.data")
+    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
+    Image.fromarray(skimage_data.astronaut()).save(path, quality=92)
+    return path
+
+
+def _check_face(face, image_size, task_names):
+    assert isinstance(face, FacePrediction)
+    x1, y1, x2, y2 = face.box
+    w, h = image_size
+    assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+    assert 40 < x2 - x1 < w / 2  # a face, not the whole picture
+    assert face.score > 0.9
+    assert list(face.tasks) == task_names
+    for name, pred in face.tasks.items():
+        assert isinstance(pred, TaskPrediction)
+        assert pred.label in pred.probs and list(pred.probs)[pred.index] == pred.label
+        assert sum(pred.probs.values()) == pytest.approx(1, abs=1e-4)
+        assert pred.probs[pred.label] == max(pred.probs.values())
+    age = face["age"]
+    assert isinstance(age, AgePrediction)
+    assert 0 <= age.years <= 80 and age.label == f"{age.bin[0]:g}-{age.bin[1]:g}"
+
+
+def test_run_folder_gives_the_best_checkpoint(trained_run):
+    ckpt = best_checkpoint(trained_run)
+    assert ckpt.name.startswith("epoch") and ckpt.parent.name == "checkpoints"
+    state = read_state_dict(ckpt)  # weights_only: a Lightning checkpoint loads without pickle
+    assert any(k.startswith("backbone.") for k in state)
+
+
+def test_predict_finds_the_astronaut_and_types_every_task(predictor, astronaut):
+    faces = predictor.predict(astronaut)
+    assert len(faces) == 1
+    _check_face(faces[0], (512, 512), TASKS)
+    json.dumps(faces[0].to_dict())  # JSON-ready
+    # Same result whatever form the image comes in.
+    rgb = np.asarray(Image.open(astronaut).convert("RGB"))
+    for other in (predictor.predict(Image.open(astronaut)), predictor.predict(rgb)):
+        assert other[0].box == pytest.approx(faces[0].box)
+        assert other[0]["gender"].probs == pytest.approx(faces[0]["gender"].probs, abs=1e-5)
+
+
+def test_predictions_are_the_modules_outputs_decoded(predictor, astronaut, trained_run):
+    rgb = np.asarray(Image.open(astronaut).convert("RGB"))
+    crop = predictor.finder.crop(rgb, predictor.finder.find(rgb)[0])
+    face = predictor.predict_faces([crop])[0]
+    model = predictor.backend.model
+    with torch.no_grad():
+        raw = model(predictor.preprocess([crop]))
+    probs = raw["emotion"].softmax(-1)[0]
+    assert face["emotion"].index == int(probs.argmax())
+    assert face["emotion"].probs["happy"] == pytest.approx(float(probs[3]), abs=1e-5)
+    expected_age = float(raw["age"].softmax(-1)[0] @ torch.tensor([8.0, 24, 40, 56, 72]))
+    assert face["age"].years == pytest.approx(expected_age, abs=1e-3)
+    # The detected face and the same crop given directly agree.
+    detected = predictor.predict(rgb)[0]
+    assert detected["race"].probs == pytest.approx(face["race"].probs, abs=1e-5)
+
+
+def test_predict_faces_runs_one_batch_and_matches_one_by_one(predictor, astronaut):
+    rgb = np.asarray(Image.open(astronaut).convert("RGB"))
+    crops = [rgb[20:240, 150:330], rgb[300:500, 0:200], np.ascontiguousarray(rgb[::-1])]
+    batched = predictor.predict_faces(crops)
+    assert len(batched) == 3 and np.isnan(batched[0].score)
+    assert batched[0].box == (0.0, 0.0, 180.0, 220.0)
+    for crop, face in zip(crops, batched):
+        alone = predictor.predict_faces([crop])[0]
+        assert alone["smile"].probs == pytest.approx(face["smile"].probs, abs=1e-5)
+
+
+def test_bad_images_are_refused_with_clear_errors(predictor, tmp_path, astronaut, monkeypatch):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(ImageInputError, match="cannot read the image"):
+        predictor.predict(broken)
+    with pytest.raises(ImageInputError, match="no such file"):
+        predictor.predict(tmp_path / "missing.jpg")
+    with pytest.raises(ImageInputError, match="uint8"):
+        predictor.predict(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ImageInputError, match="PIL image or uint8 array"):
+        predictor.predict(42)
+    # Decompression bombs: PIL's pixel limit, as our own message (not PIL's warning/error).
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    with pytest.raises(ImageInputError, match="too large.*decompression bomb"):
+        predictor.predict(astronaut)
+    with pytest.raises(ImageInputError, match="MAX_IMAGE_PIXELS"):
+        predictor.predict(Image.new("RGB", (200, 200)))
+
+
+def test_no_face_gives_an_empty_list(predictor):
+    assert predictor.predict(np.full((240, 320, 3), 127, np.uint8)) == []
+    assert predictor.predict(np.zeros((8, 8, 3), np.uint8)) == []  # below MTCNN's window
+
+
+def test_run_folder_mistakes_are_clear(tmp_path, trained_run):
+    with pytest.raises(RunFolderError, match="does not exist"):
+        Predictor.from_run(tmp_path / "nope")
+    with pytest.raises(RunFolderError, match="config.yaml is missing"):
+        Predictor.from_run(tmp_path)
+    with pytest.raises(RunFolderError, match="export it first"):
+        Predictor.from_run(trained_run, backend="onnx")
+    with pytest.raises(RunFolderError, match="weights_only"):
+        bad = tmp_path / "pickled.ckpt"
+        torch.save({"state_dict": {"x": torch.zeros(1)}, "obj": Image.new("L", (1, 1))}, bad)
+        read_state_dict(bad)
+
+
+def test_weights_load_strictly_except_training_only_state(trained_run):
+    cfg = OmegaConf.load(trained_run / ".hydra" / "config.yaml")
+    state = read_state_dict(best_checkpoint(trained_run))
+    model, _ = build_model(cfg)
+    load_weights(model, {**state, "weighting.log_vars": torch.zeros(5)}, "ckpt")
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    with pytest.raises(RunFolderError, match="unexpected.*tasks.extra"):
+        load_weights(model, {**state, "tasks.extra.weight": torch.zeros(1)}, "ckpt")
+    dropped = {k: v for k, v in state.items() if not k.startswith("tasks.race.")}
+    with pytest.raises(RunFolderError, match="missing.*tasks.race"):
+        load_weights(model, dropped, "ckpt")
+    other, _ = build_model(compose_train([*SMALL_BKNET, "tasks=[age,gender]",
+                                          "head.hidden=[32]"]))
+    with pytest.raises(RunFolderError, match="does not fit"):
+        load_weights(other, state, "ckpt")
+
+
+# -- demo.py ------------------------------------------------------------------------------------
+
+
+def test_demo_annotates_a_photo_and_writes_json(trained_run, astronaut, tmp_path, capsys):
+    out, js = tmp_path / "out" / "annotated.jpg", tmp_path / "faces.json"
+    assert demo(["--run", str(trained_run), "-i", str(astronaut), "-o", str(out),
+                 "--json", str(js)]) == 0
+    printed = capsys.readouterr().out
+    assert "face 0" in printed and "age" in printed
+    annotated, original = cv2.imread(str(out)), cv2.imread(str(astronaut))
+    assert annotated.shape == original.shape
+    assert np.abs(annotated.astype(int) - original).max() > 100  # boxes and labels drawn
+    payload = json.loads(js.read_text())
+    assert (payload["width"], payload["height"]) == (512, 512)
+    assert len(payload["faces"]) == 1 and list(payload["faces"][0]["tasks"]) == TASKS
+    assert "years" in payload["faces"][0]["tasks"]["age"]
+
+
+def test_demo_prints_pure_json_to_stdout(trained_run, astronaut, capsys):
+    assert demo(["--run", str(trained_run), "-i", str(astronaut), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["faces"]) == 1
+
+
+def test_demo_says_when_there_is_no_face(trained_run, tmp_path, capsys):
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (320, 240), (120, 130, 140)).save(blank)
+    assert demo(["--run", str(trained_run), "-i", str(blank), "-o", str(tmp_path / "o.png")]) == 0
+    assert "no face found" in capsys.readouterr().out
+    assert (tmp_path / "o.png").is_file()
+
+
+def test_demo_annotates_a_video(trained_run, astronaut, tmp_path, capsys):
+    frame = cv2.imread(str(astronaut))
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (512, 512))
+    for shift in range(3):
+        writer.write(np.roll(frame, 8 * shift, axis=1))
+    writer.release()
+    out = tmp_path / "annotated.mp4"
+    assert demo(["--run", str(trained_run), "-v", str(clip), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 frames, 3 faces" in printed and "fps" in printed
+    capture = cv2.VideoCapture(str(out))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    assert len(frames) == 3 and frames[0].shape == (512, 512, 3)
+    assert np.abs(frames[0].astype(int) - frame).max() > 100
+
+
+def test_demo_folder_mode_writes_a_csv_and_resumes(trained_run, astronaut, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    Image.open(astronaut).save(photos / "a.jpg")
+    Image.open(astronaut).save(photos / "sub" / "b.png")
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(photos / "wall.png")
+    (photos / "corrupt.jpg").write_bytes(b"garbage")
+    (photos / "notes.txt").write_text("not an image")
+    table = tmp_path / "predictions.csv"
+    args = ["--run", str(trained_run), "--dir", str(photos), "--csv", str(table), "--no-progress"]
+    assert demo(args) == 0
+    summary = capsys.readouterr().out
+    assert "4 images: 0 already in the CSV, 3 processed (2 faces, 1 without a face), 1 skipped" \
+        in summary
+    rows = list(csv.DictReader(table.open()))
+    by_path = {r["path"]: r for r in rows}
+    assert sorted(by_path) == ["a.jpg", "corrupt.jpg", "sub/b.png", "wall.png"]
+    assert by_path["a.jpg"]["status"] == "ok" and by_path["a.jpg"]["gender"] in ("male", "female")
+    assert 0 <= float(by_path["sub/b.png"]["age_years"]) <= 80
+    assert by_path["wall.png"]["status"] == "no face"
+    assert by_path["corrupt.jpg"]["status"].startswith("error: cannot read")
+    before = table.read_text()
+
+    assert demo(args) == 0  # a re-run skips every listed image
+    assert "4 already in the CSV, 0 processed" in capsys.readouterr().out
+    assert table.read_text() == before
+
+    Image.open(astronaut).save(photos / "sub" / "c.jpg")
+    with table.open("a") as handle:  # a killed run's half-written row
+        handle.write("sub/c.jpg,ok,0,1")
+    assert demo(args) == 0
+    assert "4 already in the CSV, 1 processed (1 faces" in capsys.readouterr().out
+    rows = list(csv.DictReader(table.open()))
+    assert [r["path"] for r in rows].count("sub/c.jpg") == 1 and len(rows) == 5
+
+
+def test_demo_user_mistakes_exit_nonzero_with_a_message(trained_run, astronaut, tmp_path,
+                                                       capsys):
+    assert demo(["--run", str(tmp_path / "missing"), "-i", str(astronaut)]) == 1
+    assert "error: run folder" in capsys.readouterr().err
+    assert demo(["--run", str(trained_run), "-i", str(tmp_path / "nope.jpg")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG broken")
+    assert demo(["--run", str(trained_run), "-i", str(broken)]) == 1
+    assert "cannot read the image" in capsys.readouterr().err
+    assert demo(["--run", str(trained_run), "--camera", "97", "-o", str(tmp_path / "c.mp4")]) == 1
+    assert "cannot open camera 97" in capsys.readouterr().err
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    assert demo(["--run", str(trained_run), "-v", str(tmp_path / "bad.mp4"), "-o",
+                 str(tmp_path / "v.mp4")]) == 1
+    assert "cannot open it" in capsys.readouterr().err
+    assert demo(["--run", str(trained_run), "-i", str(astronaut), "--device", "gpu9"]) == 1
+    assert "--device gpu9: not a device" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        demo(["--dir", str(tmp_path)])  # without --csv
+    assert usage.value.code == 2
+
+
+@pytest.mark.slow  # a fresh interpreter: ~10 s of imports
+def test_demo_script_fails_without_a_traceback(astronaut, tmp_path):
+    proc = subprocess.run([sys.executable, "demo.py", "--run", str(tmp_path / "none"), "-i",
+                           str(astronaut)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "error: run folder" in proc.stderr and "Traceback" not in proc.stderr
