@@ -40,8 +40,8 @@ from mtlface.data.dataset import ManifestDataset
 from mtlface.data.manifest import SPLITS, manifest_file, read_manifest, write_manifest
 from mtlface.data.transforms import build_transform
 from mtlface.labels import LABELS
-from mtlface.staged import (CHECKPOINT_DIR, CheckpointMismatchError, load_state_dict,
-                            resolve_checkpoint)
+from mtlface.checkpoint import load_state_dict
+from mtlface.staged import CHECKPOINT_DIR, CheckpointMismatchError, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BaseFinetuning
 from torch import Tensor
+
+from mtlface.checkpoint import load_state_dict  # re-exported: staged training's loader
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +68,6 @@ def _recorded_best(last: Path) -> str | None:
         if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
             return Path(value["best_model_path"]).name
     return None
-
-
-def load_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
-    """The model weights of a Lightning checkpoint (or of a bare state dict file)."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        # Not a torch file, or objects outside weights_only's allow-list: never unpickled.
-        raise ValueError(f"cannot load {path} as weights (torch.load, weights_only=True): "
-                         f"{exc}") from exc
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a checkpoint")
-    state = state.get("state_dict", state)
-    if not state or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path} has no state_dict of tensors: not a model checkpoint")
-    return dict(state)
 
 
 def checkpoint_tasks(state: Mapping[str, Tensor]) -> list[str]:

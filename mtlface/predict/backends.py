@@ -33,7 +33,9 @@ class TorchBackend:
         return {k: v.float().cpu() for k, v in self.model(images.to(self.device)).items()}
 
 
-class TorchScriptBackend:
+class TorchScriptBackend(TorchBackend):
+    """A TorchScript file: the same call as the eager model's, without the Python model code."""
+
     name = "torchscript"
 
     def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu") -> None:
@@ -44,10 +46,6 @@ class TorchScriptBackend:
                 self.model = torch.jit.load(str(path), map_location=self.device).eval()
         except (RuntimeError, ValueError) as exc:
             raise RunFolderError(f"cannot load TorchScript model {path}: {exc}") from None
-
-    @torch.inference_mode()
-    def __call__(self, images: Tensor) -> dict[str, Tensor]:
-        return {k: v.float().cpu() for k, v in self.model(images.to(self.device)).items()}
 
 
 class OnnxBackend:

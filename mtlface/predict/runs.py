@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from mtlface.checkpoint import load_state_dict
 from mtlface.predict.errors import RunFolderError
 
 CONFIG = Path(".hydra") / "config.yaml"
@@ -62,19 +63,14 @@ def best_checkpoint(run_dir: str | os.PathLike) -> Path:
     return max(ckpts, key=lambda p: p.stat().st_mtime)
 
 
-def read_state_dict(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+def read_state_dict(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RunFolderError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch's UnpicklingError and friends: not a plain checkpoint
-        raise RunFolderError(f"cannot load checkpoint {path} with weights_only=True "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise RunFolderError(f"checkpoint {path} holds no state_dict of tensors")
-    return state
+        return load_state_dict(path)
+    except ValueError as exc:  # not a plain checkpoint: say so in the Predictor's terms
+        raise RunFolderError(str(exc).splitlines()[0][:300]) from None
 
 
 def load_weights(model: nn.Module, state: dict, source: str | os.PathLike) -> None:
@@ -107,5 +103,5 @@ def build_trained_model(cfg: DictConfig, checkpoint: str | os.PathLike,
     except Exception as exc:
         raise RunFolderError(f"cannot rebuild the model from the run's config "
                              f"({type(exc).__name__}: {exc})") from None
-    load_weights(model, read_state_dict(checkpoint, device), checkpoint)
+    load_weights(model, read_state_dict(checkpoint), checkpoint)
     return model.to(device).eval(), input_spec
