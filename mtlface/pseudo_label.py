@@ -40,8 +40,8 @@ from mtlface.data.dataset import ManifestDataset
 from mtlface.data.manifest import SPLITS, manifest_file, read_manifest, write_manifest
 from mtlface.data.transforms import build_transform
 from mtlface.labels import LABELS
-from mtlface.checkpoint import load_state_dict
-from mtlface.staged import CHECKPOINT_DIR, CheckpointMismatchError, resolve_checkpoint
+from mtlface.checkpoint import CHECKPOINT_DIR, best_checkpoint, load_state_dict
+from mtlface.staged import CheckpointMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def load_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None = None
         raise FileNotFoundError(f"{path} has no .hydra/config.yaml: pass the folder of a "
                                 f"train.py run (the model is rebuilt from its config)")
     model, input_spec = build_model(OmegaConf.load(config))
-    ckpt = resolve_checkpoint(checkpoint or path)
+    ckpt = best_checkpoint(checkpoint or path)
     try:
         model.load_state_dict(load_state_dict(ckpt))
     except RuntimeError as exc:

@@ -19,55 +19,13 @@ import torch
 from pytorch_lightning.callbacks import BaseFinetuning
 from torch import Tensor
 
-from mtlface.checkpoint import load_state_dict  # re-exported: staged training's loader
+from mtlface.checkpoint import load_state_dict
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint whose weights do not fit this run's model (a different backbone or head)."""
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A ``.ckpt`` file itself, or the best checkpoint of a run folder (``<run>/checkpoints/``,
-    or that folder given directly): the one ``epoch*.ckpt`` ModelCheckpoint kept, else the one
-    ``last.ckpt`` records as best, else ``last.ckpt``."""
-    path = Path(path).expanduser()
-    if path.is_file():
-        if path.suffix != ".ckpt":
-            raise ValueError(f"{path} is not a checkpoint (.ckpt) file: pass a run folder or "
-                             f"a .ckpt path")
-        return path
-    if not path.is_dir():
-        raise FileNotFoundError(f"no run folder or checkpoint at {path}")
-    folder = path / CHECKPOINT_DIR if (path / CHECKPOINT_DIR).is_dir() else path
-    last = folder / "last.ckpt"
-    kept = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith("last"))
-    if len(kept) == 1:
-        return kept[0]
-    if len(kept) > 1 and last.is_file():
-        best = _recorded_best(last)
-        if best is not None and (folder / best).is_file():
-            return folder / best
-    if len(kept) > 1:
-        raise ValueError(f"several checkpoints in {folder} ({[p.name for p in kept]}) and no "
-                         f"record of the best one: pass the .ckpt file itself")
-    if last.is_file():
-        log.warning("no best checkpoint in %s: using last.ckpt", folder)
-        return last
-    raise FileNotFoundError(f"no checkpoint in {folder} (a debug=fast run saves none): train "
-                            f"without debug=fast first, or pass a .ckpt path")
-
-
-def _recorded_best(last: Path) -> str | None:
-    """File name of the best model that ModelCheckpoint's state in ``last`` points at."""
-    state = torch.load(last, map_location="cpu", weights_only=True)
-    for key, value in (state.get("callbacks") or {}).items():
-        if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
-            return Path(value["best_model_path"]).name
-    return None
 
 
 def checkpoint_tasks(state: Mapping[str, Tensor]) -> list[str]:

@@ -13,7 +13,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mtlface.staged import init_from_checkpoint, resolve_checkpoint, staged_callbacks
+from mtlface.checkpoint import best_checkpoint
+from mtlface.staged import init_from_checkpoint, staged_callbacks
 
 log = logging.getLogger(__name__)
 # Lightning 2.6 trips over its own torch.utils._pytree deprecation on every fit: noise for users.
@@ -57,7 +58,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     output_dir.mkdir(parents=True, exist_ok=True)
     model, input_spec = build_model(cfg)
     if cfg.get("init_from"):  # staged training: trunk + shared heads from an earlier run
-        init_from_checkpoint(model, resolve_checkpoint(cfg.init_from))
+        init_from_checkpoint(model, best_checkpoint(cfg.init_from))
     datamodule = instantiate(cfg.data, tasks=list(cfg.tasks), input_spec=input_spec)
     trainer = build_trainer(cfg)
     trainer.fit(model, datamodule=datamodule)

@@ -18,8 +18,8 @@ from mtlface.data.manifest import read_manifest
 from mtlface.data.transforms import build_transform
 from mtlface.pseudo_label import default_output, load_run, parse_args
 from mtlface.pseudo_label import run as pseudo_run
-from mtlface.staged import (CheckpointMismatchError, FreezeTrunk, init_from_checkpoint,
-                            load_state_dict, resolve_checkpoint)
+from mtlface.checkpoint import best_checkpoint, load_state_dict
+from mtlface.staged import CheckpointMismatchError, FreezeTrunk, init_from_checkpoint
 from mtlface.train import build_model, run
 
 SHORT = ("trainer.limit_train_batches=4", "trainer.limit_val_batches=1", "test=false",
@@ -53,7 +53,7 @@ def _part(state, prefix):
 def test_init_from_loads_trunk_and_shared_heads_and_adds_new_ones(stage1, caplog):
     model, _ = build_model(compose_train([*SMALL_BKNET, "tasks=[age,gender,emotion]"]))
     fresh_emotion = {k: v.clone() for k, v in _part(model.state_dict(), "tasks.emotion.").items()}
-    ckpt = resolve_checkpoint(stage1)
+    ckpt = best_checkpoint(stage1)
     assert ckpt.name.startswith("epoch00"), "the run folder resolves to its best checkpoint"
     with caplog.at_level("INFO", logger="mtlface.staged"):
         report = init_from_checkpoint(model, ckpt)
@@ -80,7 +80,7 @@ def test_staged_run_trains_heads_on_a_frozen_trunk_then_unfreezes_it(stage1, tmp
     results = run(cfg)
     assert "val/emotion/acc" in results
 
-    start = load_state_dict(resolve_checkpoint(stage1))
+    start = load_state_dict(best_checkpoint(stage1))
     (after0,) = tmp_path.glob("checkpoints/epoch00-*.ckpt")
     (after1,) = tmp_path.glob("checkpoints/epoch01-*.ckpt")
     epoch0, epoch1 = load_state_dict(after0), load_state_dict(after1)
@@ -131,18 +131,19 @@ def test_changed_head_of_a_shared_task_fails_naming_it(stage1):
     model, _ = build_model(compose_train([*SMALL_BKNET, "tasks=[age,gender]",
                                           "age_bins.num_bins=3"]))
     with pytest.raises(CheckpointMismatchError, match=r"age head does not match.*age_bins"):
-        init_from_checkpoint(model, resolve_checkpoint(stage1))
+        init_from_checkpoint(model, best_checkpoint(stage1))
 
 
 def test_bad_checkpoint_locations_and_options(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run folder or checkpoint"):
-        resolve_checkpoint(tmp_path / "nope")
+        best_checkpoint(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="no checkpoint in .*debug=fast"):
-        resolve_checkpoint(tmp_path)
+        best_checkpoint(tmp_path)
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="not a checkpoint"):
-        resolve_checkpoint(tmp_path / "notes.txt")
+        best_checkpoint(tmp_path / "notes.txt")
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    assert best_checkpoint(tmp_path) == tmp_path / "junk.ckpt"  # the only one kept
     with pytest.raises(ValueError, match="cannot load .* as weights"):
         load_state_dict(tmp_path / "junk.ckpt")
     with pytest.raises(ValueError, match="freeze_trunk_epochs"):
@@ -239,3 +240,22 @@ def test_pseudo_label_bad_input(stage1, data_dir, tmp_path):
     with pytest.raises(ValueError, match=r"missing option\(s\): run=\.\.\., source_manifest"):
         parse_args([])
     assert default_output(source, ["gender"]).name == "manifest.pseudo-gender.csv"
+
+
+def test_best_of_several_checkpoints_recorded_then_by_score(tmp_path):
+    """With several kept checkpoints the one last.ckpt records wins, then the best score in
+    the names; with neither, the caller must choose."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for name in ("epoch00-score0.5000.ckpt", "epoch01-score0.7000.ckpt"):
+        torch.save({"state_dict": {"w": torch.zeros(1)}}, folder / name)
+    assert best_checkpoint(tmp_path).name == "epoch01-score0.7000.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1)},
+                "callbacks": {"ModelCheckpoint{'monitor': 'val/score'}":
+                              {"best_model_path": str(folder / "epoch00-score0.5000.ckpt")}}},
+               folder / "last.ckpt")
+    assert best_checkpoint(tmp_path).name == "epoch00-score0.5000.ckpt"
+    (folder / "last.ckpt").unlink()
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, folder / "manual.ckpt")
+    with pytest.raises(ValueError, match="several checkpoints"):
+        best_checkpoint(tmp_path)

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from mtlface import checkpoint
 from mtlface.checkpoint import load_state_dict
 from mtlface.predict.errors import RunFolderError
 
 CONFIG = Path(".hydra") / "config.yaml"
-CHECKPOINTS = "checkpoints"
-LAST = "last.ckpt"
+CHECKPOINTS = checkpoint.CHECKPOINT_DIR
 IGNORED_PREFIXES = ("weighting.",)  # training-only state (learnt loss weights)
-_SCORE = re.compile(r"score(-?\d+(?:\.\d+)?)")
 
 
 def newest_run(root: str | os.PathLike = "outputs/runs") -> Path:
@@ -49,18 +47,12 @@ def load_config(run_dir: str | os.PathLike) -> DictConfig:
 
 
 def best_checkpoint(run_dir: str | os.PathLike) -> Path:
-    """The best checkpoint ``ModelCheckpoint`` kept (highest score in its name when several
-    are kept); ``last.ckpt`` only when there is no other."""
-    folder = Path(run_dir) / CHECKPOINTS
-    ckpts = sorted(p for p in folder.glob("*.ckpt") if p.name != LAST)
-    if not ckpts:
-        if (folder / LAST).is_file():
-            return folder / LAST
-        raise RunFolderError(f"no checkpoint in {folder} (a run under debug=fast saves none)")
-    scored = [(float(m.group(1)), p) for p in ckpts if (m := _SCORE.search(p.stem))]
-    if len(scored) == len(ckpts):
-        return max(scored)[1]
-    return max(ckpts, key=lambda p: p.stat().st_mtime)
+    """The run's best checkpoint by the shared rule (:func:`mtlface.checkpoint.best_checkpoint`),
+    its errors in the Predictor's terms."""
+    try:
+        return checkpoint.best_checkpoint(run_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise RunFolderError(str(exc)) from None
 
 
 def read_state_dict(path: str | os.PathLike) -> dict:
