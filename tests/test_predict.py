@@ -19,7 +19,11 @@ from conftest import ROOT, SMALL_BKNET, TINY_SOURCES, compose_train
 from mtlface import Predictor
 from mtlface.predict import (AgePrediction, FacePrediction, ImageInputError, RunFolderError,
                              TaskPrediction)
+from mtlface.data.preprocess.crop import CropSpec
+from mtlface.export import export_run
+from mtlface.predict.backends import OnnxBackend
 from mtlface.predict.cli import main as demo
+from mtlface.predict.faces import settings_from_config
 from mtlface.predict.runs import best_checkpoint, load_weights, read_state_dict
 from mtlface.train import build_model, run
 
@@ -129,6 +133,51 @@ def test_predict_faces_runs_one_batch_and_matches_one_by_one(predictor, astronau
         assert alone["smile"].probs == pytest.approx(face["smile"].probs, abs=1e-5)
 
 
+class Spy:
+    """Wraps a callable and records the length of its first argument on each call."""
+
+    def __init__(self, fn):
+        self.fn, self.sizes = fn, []
+
+    def __call__(self, batch, *args, **kwargs):
+        self.sizes.append(len(batch))
+        return self.fn(batch, *args, **kwargs)
+
+
+def test_predict_many_batches_frames_and_matches_one_by_one(predictor, astronaut, monkeypatch):
+    rgb = np.asarray(Image.open(astronaut).convert("RGB"))
+    frames = [rgb, np.roll(rgb, 24, axis=1), np.full_like(rgb, 127), rgb[:, ::-1].copy()]
+    alone = [predictor.predict(f) for f in frames]
+    detect = Spy(predictor.finder._mtcnn.detect)
+    backend = Spy(predictor.backend)
+    monkeypatch.setattr(predictor.finder._mtcnn, "detect", detect)
+    monkeypatch.setattr(predictor, "backend", backend)
+    together = predictor.predict_many(frames)
+    assert detect.sizes == [4] and backend.sizes == [3]  # one detection, one model batch
+    assert [len(f) for f in together] == [1, 1, 0, 1]
+    for one, many in zip(alone, together):
+        for a, b in zip(one, many):
+            assert b.box == pytest.approx(a.box, abs=0.5) and b.score == pytest.approx(a.score)
+            assert b["emotion"].probs == pytest.approx(a["emotion"].probs, abs=1e-3)
+            assert b["age"].years == pytest.approx(a["age"].years, abs=0.1)
+    assert predictor.predict_many([]) == []
+
+
+def test_faces_are_found_and_cut_with_the_runs_preprocessing_settings(trained_run):
+    """A run trained on a preprocessed cache: the Predictor detects and crops like that cache."""
+    cfg = compose_train([*SMALL_BKNET, "data=genki4k", "+data.manifests.genki4k.crop.margin=0.35",
+                         "+data.manifests.genki4k.crop.size=160",
+                         "data.manifests.genki4k.detector.min_face_size=40",
+                         "data.manifests.genki4k.detector.thresholds=[0.5,0.6,0.8]"])
+    settings = settings_from_config(cfg)
+    assert settings.crop == CropSpec(size=160, margin=0.35)
+    assert settings.detector["min_face_size"] == 40 and settings.detector["min_score"] == 0.9
+    pred = Predictor.from_checkpoint(best_checkpoint(trained_run), cfg)
+    assert pred.finder.crop_spec == settings.crop
+    assert (pred.finder.min_face_size, pred.finder.thresholds) == (40, [0.5, 0.6, 0.8])
+    assert settings_from_config(compose_train()).crop == CropSpec()  # synthetic: defaults
+
+
 def test_bad_images_are_refused_with_clear_errors(predictor, tmp_path, astronaut, monkeypatch):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
@@ -188,7 +237,7 @@ def test_weights_load_strictly_except_training_only_state(trained_run):
 
 
 def test_demo_annotates_a_photo_and_writes_json(trained_run, astronaut, tmp_path, capsys):
-    out, js = tmp_path / "out" / "annotated.jpg", tmp_path / "faces.json"
+    out, js = tmp_path / "out" / "annotated.jpg", tmp_path / "faces.jsonl"
     assert demo(["--run", str(trained_run), "-i", str(astronaut), "-o", str(out),
                  "--json", str(js)]) == 0
     printed = capsys.readouterr().out
@@ -196,23 +245,34 @@ def test_demo_annotates_a_photo_and_writes_json(trained_run, astronaut, tmp_path
     annotated, original = cv2.imread(str(out)), cv2.imread(str(astronaut))
     assert annotated.shape == original.shape
     assert np.abs(annotated.astype(int) - original).max() > 100  # boxes and labels drawn
-    payload = json.loads(js.read_text())
-    assert (payload["width"], payload["height"]) == (512, 512)
-    assert len(payload["faces"]) == 1 and list(payload["faces"][0]["tasks"]) == TASKS
-    assert "years" in payload["faces"][0]["tasks"]["age"]
+    (face,) = [json.loads(line) for line in js.read_text().splitlines()]  # one line per face
+    assert face["image"] == str(astronaut) and face["face"] == 0 and face["score"] > 0.9
+    x1, y1, x2, y2 = face["box"]
+    assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
+    assert list(face["tasks"]) == TASKS
+    age = face["tasks"]["age"]
+    assert 0 <= age["years"] <= 80 and age["label"] == f"{age['bin'][0]:g}-{age['bin'][1]:g}"
+    assert sum(face["tasks"]["gender"]["probs"].values()) == pytest.approx(1, abs=1e-4)
 
 
-def test_demo_prints_pure_json_to_stdout(trained_run, astronaut, capsys):
-    assert demo(["--run", str(trained_run), "-i", str(astronaut), "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["faces"]) == 1
+def test_demo_prints_one_json_object_per_face_to_stdout(trained_run, astronaut, tmp_path,
+                                                        capsys):
+    pair = tmp_path / "pair.png"  # two people: two lines
+    photo = np.asarray(Image.open(astronaut))
+    Image.fromarray(np.concatenate([photo, photo[:, ::-1]], axis=1)).save(pair)
+    assert demo(["--run", str(trained_run), "-i", str(pair), "--json"]) == 0
+    faces = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # stdout: JSON only
+    assert [f["face"] for f in faces] == [0, 1]
+    assert faces[0]["box"][2] < 512 < faces[1]["box"][0]  # left to right, one per copy
 
 
 def test_demo_says_when_there_is_no_face(trained_run, tmp_path, capsys):
     blank = tmp_path / "wall.png"
     Image.new("RGB", (320, 240), (120, 130, 140)).save(blank)
-    assert demo(["--run", str(trained_run), "-i", str(blank), "-o", str(tmp_path / "o.png")]) == 0
-    assert "no face found" in capsys.readouterr().out
-    assert (tmp_path / "o.png").is_file()
+    assert demo(["--run", str(trained_run), "-i", str(blank), "-o", str(tmp_path / "o.png"),
+                 "--json", str(tmp_path / "none.jsonl")]) == 1
+    assert f"no face found in {blank}" in capsys.readouterr().err
+    assert (tmp_path / "o.png").is_file() and (tmp_path / "none.jsonl").read_text() == ""
 
 
 def test_demo_annotates_a_video(trained_run, astronaut, tmp_path, capsys):
@@ -223,8 +283,8 @@ def test_demo_annotates_a_video(trained_run, astronaut, tmp_path, capsys):
         writer.write(np.roll(frame, 8 * shift, axis=1))
     writer.release()
     out = tmp_path / "annotated.mp4"
-    assert demo(["--run", str(trained_run), "-v", str(clip), "-o", str(out)]) == 0
-    printed = capsys.readouterr().out
+    assert demo(["--run", str(trained_run), "-v", str(clip), "-o", str(out), "--batch", "2"]) == 0
+    printed = capsys.readouterr().out  # chunks of 2 and 1 frames
     assert "3 frames, 3 faces" in printed and "fps" in printed
     capture = cv2.VideoCapture(str(out))
     frames = []
@@ -232,6 +292,28 @@ def test_demo_annotates_a_video(trained_run, astronaut, tmp_path, capsys):
         frames.append(read[1])
     assert len(frames) == 3 and frames[0].shape == (512, 512, 3)
     assert np.abs(frames[0].astype(int) - frame).max() > 100
+
+
+def test_demo_says_when_no_frame_of_a_video_has_a_face(trained_run, tmp_path, capsys):
+    clip = tmp_path / "wall.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (160, 120))
+    for grey in (90, 120):
+        writer.write(np.full((120, 160, 3), grey, np.uint8))
+    writer.release()
+    out = tmp_path / "wall_out.avi"
+    assert demo(["--run", str(trained_run), "-v", str(clip), "-o", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "2 frames, 0 faces" in captured.out
+    assert "no face found in any of the 2 frames" in captured.err and out.is_file()
+
+
+def test_onnx_backend_takes_a_thread_count(trained_run, tmp_path):
+    path = export_run(trained_run, "onnx", out=tmp_path / "model.onnx").path
+    one, default = OnnxBackend(path, threads=1), OnnxBackend(path)
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    images = torch.randn(3, 1, 32, 32)
+    for name, value in one(images).items():
+        assert torch.allclose(value, default(images)[name], atol=1e-5)
 
 
 def test_demo_folder_mode_writes_a_csv_and_resumes(trained_run, astronaut, tmp_path, capsys):

@@ -51,11 +51,14 @@ class TorchScriptBackend(TorchBackend):
 class OnnxBackend:
     name = "onnx"
 
-    def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu") -> None:
+    def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu",
+                 threads: int | None = None) -> None:
+        """``threads``: onnxruntime's intra-op threads (default: one per physical core)."""
         try:
             import onnxruntime as ort
         except ImportError:
-            raise PredictError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
+            raise PredictError("the onnx backend needs onnxruntime: "
+                               "pip install onnxruntime") from None
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -64,7 +67,10 @@ class OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         if not Path(path).is_file():
             raise RunFolderError(f"ONNX model {path} does not exist")
-        self.session = ort.InferenceSession(str(path), providers=providers)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 

@@ -17,8 +17,9 @@ from mtlface.predict.predictor import BACKENDS, Predictor
 from mtlface.predict.runs import newest_run
 
 EXAMPLES = """examples:
-  python demo.py -i photo.jpg -o annotated.jpg --json faces.json
-  python demo.py -v clip.mp4 -o annotated.mp4
+  python demo.py -i photo.jpg -o annotated.jpg --json faces.jsonl
+  python demo.py -i photo.jpg --json        # one JSON object per face on stdout (JSON Lines)
+  python demo.py -v clip.mp4 -o annotated.mp4 --batch 16
   python demo.py                      # webcam 0 (a window needs opencv-python, not -headless)
   python demo.py --camera 1 -o webcam.mp4
   python demo.py --dir photos/ --csv predictions.csv    # resumable: re-run to continue
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--camera", type=int, metavar="N", help="webcam index (the default mode: 0)")
     p.add_argument("-o", "--output", help="annotated image (-i) or video (-v, webcam)")
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
-                   help="-i: predictions as JSON, to PATH or stdout")
+                   help="-i: one JSON object per face (JSON Lines), to PATH or stdout")
     p.add_argument("--csv", help="--dir: the predictions CSV (rows already in it are skipped)")
     p.add_argument("--show", action="store_true", help="-v: also show the frames in a window")
     p.add_argument("--run", help="training run folder (default: the newest under outputs/runs)")
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--min-score", type=float, help="detector: smallest face score kept")
     p.add_argument("--max-frames", type=int, help="video/webcam: stop after N frames")
+    p.add_argument("--batch", type=int, metavar="N",
+                   help="video/webcam: frames per detection and model batch (default: 8 for "
+                        "-v, 1 for the webcam, which shows each frame as soon as it is read)")
     p.add_argument("--no-progress", action="store_true", help="--dir: no progress bar")
     return p
 
@@ -60,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--dir needs --csv predictions.csv")
     if args.json and not args.image:
         parser.error("--json goes with -i")
+    for name in ("batch", "max_frames"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     try:
         return _run(args)
     except PredictError as exc:
@@ -104,10 +111,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"predictions: {args.csv}")
         return 0
     show = args.show if args.video else video.gui_available()
-    stats = video.annotate_stream(predictor, capture, args.output, show, args.max_frames)
+    batch = args.batch or (8 if args.video else 1)
+    stats = video.annotate_stream(predictor, capture, args.output, show, args.max_frames, batch)
     print(stats)
     if args.output:
         print(f"annotated video: {args.output}")
+    if stats.faces == 0:
+        print(f"no face found in any of the {stats.frames} frames", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -139,8 +150,6 @@ def _image(predictor: Predictor, args: argparse.Namespace) -> int:
     rgb = to_rgb(args.image)
     faces = predictor.predict(rgb)
     say = sys.stderr if args.json == "-" else sys.stdout  # keep stdout pure JSON
-    if not faces:
-        print(f"no face found in {args.image}", file=say)
     for i, face in enumerate(faces):
         box = ", ".join(f"{v:.0f}" for v in face.box)
         labels = "; ".join(caption(n, p) for n, p in face.tasks.items())
@@ -156,13 +165,15 @@ def _image(predictor: Predictor, args: argparse.Namespace) -> int:
             raise PredictError(f"-o {args.output}: cannot write an image there (use .jpg/.png)")
         print(f"annotated image: {args.output}", file=say)
     if args.json:
-        payload = {"image": str(args.image), "width": int(rgb.shape[1]),
-                   "height": int(rgb.shape[0]), "faces": [f.to_dict() for f in faces]}
-        text = json.dumps(payload, indent=2)
+        lines = "".join(json.dumps({"image": str(args.image), "face": i, **face.to_dict()}) + "\n"
+                        for i, face in enumerate(faces))
         if args.json == "-":
-            print(text)
+            print(lines, end="")
         else:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(text + "\n")
+            Path(args.json).write_text(lines)
             print(f"predictions: {args.json}", file=say)
+    if not faces:  # the annotated copy (-o) is still written: a batch of outputs stays whole
+        print(f"no face found in {args.image}", file=sys.stderr)
+        return 1
     return 0

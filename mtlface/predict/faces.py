@@ -5,7 +5,7 @@ stage's ``MTCNNDetector`` and ``crop_face``."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,18 +76,36 @@ class FaceFinder(MTCNNDetector):
 
     def find(self, image: np.ndarray) -> list[Face]:
         """Faces of an RGB uint8 image, left to right."""
-        if min(image.shape[:2]) < 12:  # below MTCNN's smallest window
-            return []
+        return self.find_all([image])[0]
+
+    def find_all(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces of each RGB uint8 image, left to right. Images whose detection canvases have
+        the same shape (all of them with ``detect_size`` set; equal-sized video frames
+        always) run through MTCNN as one batch."""
         if self._mtcnn is None:
             self.setup(self.device)
-        canvas, scale = self._canvas(image)
-        boxes, probs, points = self._mtcnn.detect(canvas[None], landmarks=True)
-        if boxes[0] is None:
+        found: list[list[Face]] = [[] for _ in images]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        canvases, scales = {}, {}
+        for i, image in enumerate(images):
+            if min(image.shape[:2]) < 12:  # below MTCNN's smallest window
+                continue
+            canvases[i], scales[i] = self._canvas(image)
+            groups.setdefault(canvases[i].shape, []).append(i)
+        for members in groups.values():
+            boxes, probs, points = self._mtcnn.detect(np.stack([canvases[i] for i in members]),
+                                                      landmarks=True)
+            for j, i in enumerate(members):
+                found[i] = self._faces(boxes[j], probs[j], points[j], scales[i])
+        return found
+
+    def _faces(self, boxes, probs, points, scale: float) -> list[Face]:
+        if boxes is None or len(boxes) == 0:
             return []
-        boxes = np.asarray(boxes[0], dtype=float).reshape(-1, 4) / scale
-        probs = np.asarray(probs[0], dtype=float).reshape(-1)
-        points = np.asarray(points[0], dtype=float).reshape(-1, 5, 2) / scale
-        keep = [i for i in np.argsort(boxes[:, 0]) if probs[i] >= self.min_score]
+        boxes = np.asarray(boxes, dtype=float).reshape(-1, 4) / scale
+        probs = np.asarray(probs, dtype=float).reshape(-1)
+        points = np.asarray(points, dtype=float).reshape(-1, 5, 2) / scale
+        keep = [i for i in np.argsort(boxes[:, 0], kind="stable") if probs[i] >= self.min_score]
         return [Face(tuple(boxes[i].tolist()), float(probs[i]), points[i], len(keep))
                 for i in keep]
 

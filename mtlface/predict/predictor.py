@@ -101,12 +101,17 @@ class Predictor:
     def predict(self, image: ImageInput) -> list[FacePrediction]:
         """Every face of ``image`` (a path, PIL image or HxWx3 uint8 RGB array), left to right;
         ``[]`` when there is none."""
-        rgb = to_rgb(image)
-        faces = self.finder.find(rgb)
-        if not faces:
-            return []
-        preds = self._run([self.finder.crop(rgb, f) for f in faces])
-        return [FacePrediction(tuple(f.box), f.score, p) for f, p in zip(faces, preds)]
+        return self.predict_many([image])[0]
+
+    def predict_many(self, images: Sequence[ImageInput]) -> list[list[FacePrediction]]:
+        """:meth:`predict` for several images (e.g. video frames) at once: one detection batch
+        for images of equal size and one model batch for all their faces."""
+        rgbs = [to_rgb(image) for image in images]
+        found = self.finder.find_all(rgbs)
+        crops = [self.finder.crop(rgb, f) for rgb, faces in zip(rgbs, found) for f in faces]
+        preds = iter(self._run(crops) if crops else [])
+        return [[FacePrediction(tuple(f.box), f.score, next(preds)) for f in faces]
+                for faces in found]
 
     def predict_faces(self, crops: Sequence[ImageInput]) -> list[FacePrediction]:
         """Already-cropped faces (cut like the training crops), no detection: one batch."""

@@ -56,7 +56,8 @@ class FacePrediction:
                 "tasks": {name: asdict(p) for name, p in self.tasks.items()}}
 
 
-def decode_batch(tasks: Mapping[str, Task], raw: Mapping[str, Tensor]) -> list[dict[str, TaskPrediction]]:
+def decode_batch(tasks: Mapping[str, Task],
+                 raw: Mapping[str, Tensor]) -> list[dict[str, TaskPrediction]]:
     """Raw head outputs ``{task: Tensor[B, ...]}`` -> one ``{task: prediction}`` per sample."""
     per_task = {name: _decode_task(task, raw[name].float().cpu()) for name, task in tasks.items()}
     size = len(next(iter(raw.values()))) if raw else 0

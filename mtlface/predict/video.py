@@ -79,9 +79,12 @@ def gui_available() -> bool:
 
 def annotate_stream(predictor: Predictor, capture: cv2.VideoCapture,
                     out: str | os.PathLike | None, show: bool,
-                    max_frames: int | None = None) -> StreamStats:
-    """Every frame of ``capture`` annotated, written to ``out`` and/or shown; Ctrl-C or q
-    stops cleanly."""
+                    max_frames: int | None = None, batch: int = 1) -> StreamStats:
+    """Every frame of ``capture`` annotated, written to ``out`` and/or shown; ``batch`` frames
+    at a time go through detection and the model together. The end of the stream, ``max_frames``,
+    Ctrl-C or q stop cleanly (a chunk cut by Ctrl-C is dropped)."""
+    if batch < 1:
+        raise PredictError(f"--batch must be at least 1, got {batch}")
     fps_in = capture.get(cv2.CAP_PROP_FPS)
     fps_in = fps_in if 1 <= fps_in <= 240 else 25.0  # webcams often report 0
     writer = None
@@ -89,22 +92,26 @@ def annotate_stream(predictor: Predictor, capture: cv2.VideoCapture,
     start = time.perf_counter()
     try:
         while max_frames is None or frames < max_frames:
-            ok, frame = capture.read()
-            if not ok:
+            want = batch if max_frames is None else min(batch, max_frames - frames)
+            chunk = _read(capture, want)
+            if not chunk:
                 break
-            faces = predictor.predict(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            frames += 1
-            faces_seen += len(faces)
-            draw_faces(frame, faces)
-            put_status(frame, f"{frames / (time.perf_counter() - start):.1f} fps")
-            if out is not None:
-                if writer is None:
-                    writer = make_writer(out, fps_in, (frame.shape[1], frame.shape[0]))
-                writer.write(frame)
-            if show:
-                cv2.imshow(WINDOW, frame)
-                if cv2.waitKey(1) & 0xFF == ord("q"):
-                    break
+            results = predictor.predict_many([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in chunk])
+            quit_key = False
+            for frame, faces in zip(chunk, results):
+                frames += 1
+                faces_seen += len(faces)
+                draw_faces(frame, faces)
+                put_status(frame, f"{frames / (time.perf_counter() - start):.1f} fps")
+                if out is not None:
+                    if writer is None:
+                        writer = make_writer(out, fps_in, (frame.shape[1], frame.shape[0]))
+                    writer.write(frame)
+                if show:
+                    cv2.imshow(WINDOW, frame)
+                    quit_key = quit_key or cv2.waitKey(1) & 0xFF == ord("q")
+            if quit_key or len(chunk) < want:  # q pressed, or the stream ended mid-chunk
+                break
     except KeyboardInterrupt:
         pass
     finally:
@@ -116,3 +123,14 @@ def annotate_stream(predictor: Predictor, capture: cv2.VideoCapture,
     if frames == 0:
         raise PredictError("no frame could be read")
     return StreamStats(frames, faces_seen, time.perf_counter() - start)
+
+
+def _read(capture: cv2.VideoCapture, count: int) -> list:
+    """Up to ``count`` frames; fewer when the stream ends (a camera stops delivering)."""
+    chunk = []
+    while len(chunk) < count:
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            break
+        chunk.append(frame)
+    return chunk
