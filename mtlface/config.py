@@ -41,7 +41,10 @@ def unknown_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -
     messages = []
     for override in parsed:
         group = override.key_or_group
-        if "." in group or not (conf_dir / group).is_dir() or override.is_delete():
+        # hydra/<group> options also come from plugins (hydra/launcher=submitit_local, basic),
+        # which are not files here; Hydra itself lists the valid ones.
+        if ("." in group or group.startswith("hydra/") or not (conf_dir / group).is_dir()
+                or override.is_delete()):
             continue
         valid = group_options(group, conf_dir)
         for name in _choices(override.value()):

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from mtlface.tasks import Task
 from mtlface.weighting import FixedWeighting, LossWeighting
 
 Batch = dict[str, Any]  # {"image": Tensor[B,C,H,W], "targets": {task: Tensor[B]}}
 STAGES = ("train", "val", "test")
+
+# Epoch values here come from torchmetrics, which has already reduced them over the processes
+# (identical on every rank): Lightning's advice to add sync_dist=True does not apply to them.
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(train|val|test)/")
+# A process that saw no labelled sample of a task still joins that task's metric sync (its
+# states are zeros); only a task labelled on no process at all is skipped.
+_NO_UPDATE = r"The ``compute`` method of metric \w+ was called before the ``update`` method"
 
 
 def merge_source_batches(batch: Mapping[str, Batch]) -> Batch:
@@ -27,6 +36,12 @@ def merge_source_batches(batch: Mapping[str, Batch]) -> Batch:
     }
 
 
+def _mean() -> MeanMetric:
+    # A NaN loss makes the epoch's value NaN, as Lightning's own logging did. ("disable" would
+    # too, but then MeanMetric drops the weights: torchmetrics#3434, open in 1.9.)
+    return MeanMetric(nan_strategy=float("nan"))
+
+
 class MTLFaceModule(pl.LightningModule):
     """Outputs are ``{task: tensor}``. Logged keys are ``<stage>/<task>/<metric>``, the per-task
     losses ``<stage>/<task>/loss``, the weighted total ``<stage>/loss`` and the aggregate
@@ -37,7 +52,14 @@ class MTLFaceModule(pl.LightningModule):
     adds an exact zero and stays out of the weighting (a zero gradient would skew learnt weights
     and stall e.g. MGDA). The multiplier each task got is logged as ``train/weight/<task>``. A
     weighting that aggregates per-task gradients (torchjd) does the backward pass itself:
-    :meth:`backward` hands it the losses and the shared features."""
+    :meth:`backward` hands it the losses and the shared features.
+
+    Under DDP every epoch value is exact over all processes: metrics and per-task losses are
+    torchmetrics states summed across ranks (a task's loss is weighted by its labelled samples
+    everywhere), a task is skipped at epoch end only when no process saw a label for it (so
+    every rank enters the same collectives), and a batch without labels for a task still puts
+    that task's head (and the weighting's parameters) in the graph, so DDP sees every
+    parameter used."""
 
     def __init__(
         self,
@@ -65,6 +87,11 @@ class MTLFaceModule(pl.LightningModule):
         self.train_metrics = nn.ModuleDict({n: t.metrics() for n, t in tasks.items()})
         self.val_metrics = nn.ModuleDict({n: t.metrics() for n, t in tasks.items()})
         self.test_metrics = nn.ModuleDict({n: t.metrics() for n, t in tasks.items()})
+        # Mean loss over the labelled samples of the epoch, per task (states are not saved).
+        self.train_losses = nn.ModuleDict({n: _mean() for n in tasks})
+        self.val_losses = nn.ModuleDict({n: _mean() for n in tasks})
+        self.test_losses = nn.ModuleDict({n: _mean() for n in tasks})
+        self._labelled = {stage: dict.fromkeys(tasks, 0) for stage in STAGES}
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         features = self.backbone(images)
@@ -75,6 +102,7 @@ class MTLFaceModule(pl.LightningModule):
         features = self.backbone(images)
         outputs = {name: task(features) for name, task in self.tasks.items()}
         metrics = getattr(self, f"{stage}_metrics")
+        epoch_losses = getattr(self, f"{stage}_losses")
         losses: dict[str, Tensor] = {}
         total = features.new_zeros(())
         for name, task in self.tasks.items():
@@ -82,8 +110,9 @@ class MTLFaceModule(pl.LightningModule):
             n_labelled = int(task.labelled(targets[name]).sum())
             if n_labelled:
                 losses[name] = loss
-                self.log(f"{stage}/{name}/loss", loss, batch_size=n_labelled,
-                         on_step=False, on_epoch=True)
+                # A copy: MeanMetric's NaN handling writes into its input.
+                epoch_losses[name].update(loss.detach().clone(), n_labelled)
+                self._labelled[stage][name] += n_labelled
             else:  # an exact zero: added so every head stays in the graph (DDP), never weighted
                 total = total + loss
             task.update_metrics(metrics[name], outputs[name], targets[name])
@@ -94,9 +123,17 @@ class MTLFaceModule(pl.LightningModule):
                 self._log_weights(weighted.weights)
                 if self.weighting.aggregates_gradients:
                     self._backward_inputs = (losses, features)
+        if stage == "train" and self._distributed:
+            # Learnt per-task weights of a task unlabelled in this process's batch: still used
+            # (with a zero gradient), or DDP's reducer would wait for their gradients.
+            total = total + sum(p.sum() for p in self.weighting.parameters()) * 0.0
         self.log(f"{stage}/loss", total, batch_size=len(images), on_step=stage == "train",
-                 on_epoch=True, prog_bar=True)
+                 on_epoch=True, prog_bar=True, sync_dist=True)
         return total
+
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
 
     def _log_weights(self, weights: Mapping[str, Tensor]) -> None:
         self.log_dict({f"train/weight/{name}": w for name, w in weights.items()},
@@ -141,15 +178,22 @@ class MTLFaceModule(pl.LightningModule):
 
     def _log_epoch_metrics(self, stage: str) -> None:
         metrics: nn.ModuleDict = getattr(self, f"{stage}_metrics")
+        epoch_losses: nn.ModuleDict = getattr(self, f"{stage}_losses")
+        counts = torch.tensor([self._labelled[stage][name] for name in self.tasks],
+                              device=self.device)
+        if self._distributed:  # the same decision to skip a task on every process
+            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
         scores = []
-        for name, task in self.tasks.items():
-            collection = metrics[name]
-            if not any(m.update_called for m in collection.values()):
-                continue  # no labelled sample for this task in this stage
-            values = collection.compute()
-            collection.reset()
-            self.log_dict({f"{stage}/{name}/{k}": v for k, v in values.items()})
-            scores.append(values[task.score_metric])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_NO_UPDATE)
+            for (name, task), count in zip(self.tasks.items(), counts.tolist()):
+                if count:  # else no labelled sample for this task in this stage
+                    values = {**metrics[name].compute(), "loss": epoch_losses[name].compute()}
+                    self.log_dict({f"{stage}/{name}/{k}": v for k, v in values.items()})
+                    scores.append(values[task.score_metric])
+                metrics[name].reset()
+                epoch_losses[name].reset()
+                self._labelled[stage][name] = 0
         if scores:
             self.log(f"{stage}/score", torch.stack(scores).mean(), prog_bar=stage == "val")
 

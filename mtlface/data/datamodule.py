@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
-from scipy.optimize import nnls
+import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import CombinedLoader
-from torch.utils.data import ConcatDataset, DataLoader
+from scipy.optimize import nnls
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
 
 from mtlface.backbones import InputSpec
-from mtlface.data.dataset import ManifestDataset
+from mtlface.data.dataset import ManifestDataset, SampleKey
 from mtlface.data.manifest import SPLITS, ManifestError, manifest_file, read_manifest
 from mtlface.data.transforms import build_transform
 from mtlface.labels import LABELS
@@ -49,6 +52,40 @@ class ManifestFile:
         return path
 
 
+class EpochSampler(DistributedSampler):
+    """Shuffles ``dataset`` as a function of ``(seed, epoch, pass)`` only, and gives every
+    index the seed of that sample's augmentation (a :class:`SampleKey`). A run resumed from an
+    epoch-end checkpoint therefore sees the same samples in the same order with the same
+    augmentation as an uninterrupted one, whatever the global RNG state (which Lightning's
+    checkpoints do not hold) or the number of workers.
+
+    Lightning calls :meth:`set_epoch`; ``pass`` counts the iterations since, because
+    ``max_size_cycle`` restarts a shorter source within an epoch and each restart should
+    reshuffle. With ``num_replicas`` > 1 each process takes its share of one permutation,
+    padded by repetition to equal shares as ``DistributedSampler`` does (DDP needs the same
+    number of steps everywhere); being a ``DistributedSampler``, Lightning leaves it in place."""
+
+    def __init__(self, dataset: Dataset, seed: int = 0, num_replicas: int = 1,
+                 rank: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True,
+                         seed=seed)
+        self.passes = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.passes = 0
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        high, low = np.random.SeedSequence([self.seed, self.epoch, self.passes]).generate_state(2)
+        self.passes += 1
+        generator = torch.Generator().manual_seed(int(high) << 32 | int(low))
+        order = torch.randperm(len(self.dataset), generator=generator)
+        order = order.repeat(math.ceil(self.total_size / len(order)))[:self.total_size]
+        seeds = torch.randint(0, 2**62, (self.total_size,), generator=generator)
+        mine = slice(self.rank, self.total_size, self.num_replicas)
+        return map(SampleKey, order[mine].tolist(), seeds[mine].tolist())
+
+
 class MultiSourceDataModule(pl.LightningDataModule):
     """Sources come from one or more manifests, each named in ``manifests`` (a provider such as
     the synthetic generator, or a path); one manifest may hold several sources.
@@ -58,6 +95,13 @@ class MultiSourceDataModule(pl.LightningDataModule):
     equal), and an epoch lasts until the longest source is exhausted. Validation and test
     concatenate the sources' splits. Rows labelled for none of the active ``tasks`` are not
     used (counted and logged); a source left empty is left out.
+
+    The loaders bring their own samplers, which Lightning leaves in place: training draws
+    through :class:`EpochSampler` (order and augmentation a function of ``seed`` and the
+    epoch, so a resumed run repeats an uninterrupted one); under DDP each process takes its
+    share of it, and evaluation splits the data without padding
+    (``UnrepeatedDistributedSampler``), so every sample is evaluated exactly once and
+    val/test metrics equal a one-process evaluation.
 
     ``balance_tasks``: set the sources' batch parts so every active task gets about the same
     number of labelled samples per step (each task's equal part is split between the sources
@@ -217,22 +261,31 @@ class MultiSourceDataModule(pl.LightningDataModule):
             raise ValueError(f"data.shares give every training source zero weight: {weights}")
         return {s: max(1, round(self.batch_size * w / total)) for s, w in weights.items() if w > 0}
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _replicas(self) -> dict[str, int]:
+        """``num_replicas`` and ``rank`` of this process (1 and 0 outside a distributed run)."""
+        trainer = self.trainer
+        kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+        return dict(kwargs) if kwargs else {"num_replicas": 1, "rank": 0}
+
+    def _loader(self, dataset, batch_size: int, sampler, drop_last: bool) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(dataset) > batch_size,  # no 1-sample batch for BatchNorm
+            sampler=sampler,
+            drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
         )
 
     def train_dataloader(self) -> CombinedLoader:
-        loaders = {
-            source: self._loader(self.datasets["train"][source], size, shuffle=True)
-            for source, size in self.train_batch_sizes().items()
-        }
+        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        loaders = {}
+        for source, size in self.train_batch_sizes().items():
+            sampler = EpochSampler(self.datasets["train"][source], seed=seed, **self._replicas())
+            # drop_last: no 1-sample batch for BatchNorm
+            loaders[source] = self._loader(sampler.dataset, size, sampler,
+                                           drop_last=len(sampler) > size)
         return CombinedLoader(loaders, mode="max_size_cycle")
 
     def _eval_loader(self, split: str) -> DataLoader | list:
@@ -240,7 +293,16 @@ class MultiSourceDataModule(pl.LightningDataModule):
         if not parts:
             log.warning("no %s data for tasks %s: %s is skipped", split, self.tasks, split)
             return []
-        return self._loader(ConcatDataset(parts), self.eval_batch_size, shuffle=False)
+        dataset = ConcatDataset(parts)
+        replicas = self._replicas()
+        sampler = None  # in order
+        if replicas["num_replicas"] > 1:
+            if len(dataset) < replicas["num_replicas"]:  # DDP needs >= 1 batch per process
+                raise ValueError(f"the {split} split has {len(dataset)} samples for "
+                                 f"{replicas['num_replicas']} processes: every process needs "
+                                 f"one at least; train on fewer devices")
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False, **replicas)
+        return self._loader(dataset, self.eval_batch_size, sampler, drop_last=False)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader("val")

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mtlface.data.skips import SkipReport
+from mtlface.data.transforms import reseed
 from mtlface.labels import LABELS, MISSING_CLASS
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,23 @@ def load_image(path: str | Path, channels: int) -> np.ndarray:
         raise CorruptImageError(f"image {path} is {what}; re-run preprocessing or drop the row "
                                 f"from the manifest")
     return image[:, :, None] if image.ndim == 2 else image
+
+
+class SampleKey(int):
+    """A dataset index that carries the seed of that sample's augmentation, as the training
+    sampler (``EpochSampler``) yields it. Any dataset takes it as the plain index it is;
+    ``ManifestDataset`` also seeds its transform with it, so a sample's augmentation does not
+    depend on the worker, process or restart that loads it."""
+
+    seed: int
+
+    def __new__(cls, index: int, seed: int) -> SampleKey:
+        key = super().__new__(cls, index)
+        key.seed = seed
+        return key
+
+    def __reduce__(self) -> tuple:  # to worker processes with its seed
+        return type(self), (int(self), self.seed)
 
 
 class ManifestDataset(Dataset):
@@ -79,6 +97,8 @@ class ManifestDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         image = load_image(self.paths[index], self.channels)
         if self.transform is not None:
+            if isinstance(index, SampleKey):
+                reseed(self.transform, index.seed)
             image = self.transform(image=image)["image"]
         else:
             image = torch.from_numpy(image).permute(2, 0, 1).float().div_(255)

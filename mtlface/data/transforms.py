@@ -3,10 +3,12 @@ normalisation that the backbone's ``InputSpec`` dictates."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import albumentations as A
 import cv2
+import numpy as np
 
 from mtlface.backbones import InputSpec
 
@@ -49,3 +51,14 @@ def build_transform(
         ],
         seed=seed,
     )
+
+
+def reseed(transform: A.BaseCompose, seed: int) -> None:
+    """Make ``transform``'s next draws a function of ``seed`` alone: one numpy and one Python
+    generator, shared by all its transforms (``Compose.set_random_seed`` would give each
+    transform its own generator on the same seed, i.e. correlated draws). The training
+    sampler passes one seed per sample, so augmentation does not depend on the order samples
+    reach a worker, the number of workers, or where a resumed run restarted."""
+    if not isinstance(transform, A.BaseCompose):
+        raise TypeError(f"a per-sample seed needs an albumentations Compose, got {transform!r}")
+    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
