@@ -94,6 +94,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("resume"):
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         cfg, ckpt_path = resume_config(cfg, overrides)
+    _check_required(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +122,33 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info("results written to %s", output_dir / RESULTS_NAME)
         _print_table(results)
     return results
+
+
+def _check_required(cfg: DictConfig) -> None:
+    """Stop before any work when a ``???`` value is unset, or a key a recipe lists under
+    ``required`` (e.g. stage 2's ``init_from``) is null: ``cfg.get`` would read it as None and
+    the run would silently train something else."""
+    missing = _missing_keys(cfg)
+    missing += [k for k in cfg.get("required") or () if OmegaConf.select(cfg, k) is None]
+    if missing:
+        raise ValueError(f"required value(s) not set: {', '.join(sorted(missing))} (pass e.g. "
+                         f"{sorted(missing)[0]}=<value> on the command line)")
+
+
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys holding a literal ``???``, from the unresolved container (so the hydra
+    node's own unset run-time values are never resolved)."""
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=False)
+    if not isinstance(node, dict):
+        return []
+    found = []
+    for key, value in node.items():
+        if value == "???":
+            found.append(f"{prefix}{key}")
+        elif key != "hydra" or prefix:
+            found += _missing_keys(value, f"{prefix}{key}.")
+    return found
 
 
 def _check_launch(trainer: pl.Trainer) -> None:
