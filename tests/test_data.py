@@ -135,3 +135,36 @@ def test_missing_manifest_says_how_to_make_it(tmp_path):
     dm = MultiSourceDataModule({"m": str(tmp_path / "absent")}, ["age"], GREY48)
     with pytest.raises(ValueError, match="run preprocess.py"):
         dm.prepare_data()
+
+
+def test_fold_resplits_folded_sources_and_leaves_the_others(tmp_path):
+    """data.fold=k on a manifest where one source has a fold column: its rows of fold k test,
+    of fold k+1 validate, the rest train (whatever split they had); a source without folds
+    keeps its splits; a fold outside the source's range, or no folded source, is an error."""
+    from mtlface.data.synthetic import SyntheticFaces
+
+    sources = {"folded": {"tasks": ["age", "gender"], "image_size": 32, "folds": 3,
+                          "splits": {"train": 12, "val": 3, "test": 3}},
+               "plain": {"tasks": ["smile"], "image_size": 32,
+                         "splits": {"train": 6, "val": 2, "test": 2}}}
+    syn = SyntheticFaces(tmp_path, sources, num_workers=1)
+    manifest = read_manifest(syn.prepare())
+    folds = pd.Series(manifest["fold"].to_numpy(), index=[str(syn.folder / p)
+                                                         for p in manifest["path"]])
+    tested = []
+    for k in range(3):
+        dm = MultiSourceDataModule({"s": syn}, ["age", "gender", "smile"], GREY48, fold=k)
+        dm.setup("fit")
+        paths = {split: set(map(str, dm.datasets[split]["folded"].paths))
+                 for split in ("train", "val", "test")}
+        assert {folds[p] for p in paths["test"]} == {k}
+        assert {folds[p] for p in paths["val"]} == {(k + 1) % 3}
+        assert len(paths["train"]) + len(paths["val"]) + len(paths["test"]) == 18
+        assert len(dm.datasets["test"]["plain"]) == 2  # not folded: its own test split
+        tested.append(paths["test"])
+    assert set.union(*tested) == set(folds[folds.notna()].index) and sum(map(len, tested)) == 18
+    with pytest.raises(ValueError, match=r"data.fold=3, but source folded has folds 0..2"):
+        MultiSourceDataModule({"s": syn}, ["age"], GREY48, fold=3).setup("fit")
+    with pytest.raises(ValueError, match=r"no source has a fold column"):
+        MultiSourceDataModule({"s": syn}, ["smile"], GREY48, fold=0,
+                              sources=["plain"]).setup("fit")

@@ -154,6 +154,25 @@ def make_run(path: Path, overrides, results=None, failed=None, csv=None) -> Path
     return path
 
 
+def test_real_kfold_sweep_on_synthetic_folds_summarises_one_row(data_dir, tmp_path):
+    """``folds=3`` on a synthetic source and ``-m data.fold=0,1,2``: three cross-validation
+    runs, each testing on its own fold, summarised as one row over the folds."""
+    sweep = tmp_path / "kfold"
+    proc = train_py([*TINY_SOURCES, *SMALL_BKNET, "tasks=[age,gender,race]",
+                     "data.sources=[utk_like]", "data.manifests.synthetic.sources.utk_like.folds=3",
+                     "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                     "trainer.limit_val_batches=1", "+trainer.num_sanity_val_steps=0",
+                     "trainer.accelerator=cpu", "data.batch_size=16", "data.eval_batch_size=320",
+                     "data.fold=0,1,2", f"hydra.sweep.dir={sweep}"], data_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads((sweep / str(k) / "results.json").read_text()) for k in range(3)]
+    accs = [r["test/race/acc"] for r in results]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 1 and summary.loc[0, "n"] == 3 and summary.loc[0, "failed"] == 0
+    assert summary.loc[0, "test/race/acc_mean"] == pytest.approx(statistics.mean(accs))
+    assert summary.loc[0, "test/race/acc_std"] == pytest.approx(statistics.stdev(accs))
+
+
 def test_kfold_sweep_is_one_row_of_mean_and_std_over_folds(tmp_path, capsys):
     accs = [0.61, 0.64, 0.58, 0.66, 0.60]
     for fold, acc in enumerate(accs):

@@ -171,6 +171,8 @@ def test_losing_a_race_to_another_process_is_fine(tmp_path, monkeypatch):
     ({"tasks": ["age"], "splits": {"train": 5}, "image_size": 4}, r"'image_size' must be"),
     ({"tasks": ["age"], "splits": {"train": 5}, "grey": "yes"}, r"'grey' must be true or false"),
     ({"tasks": ["age"], "splits": {"train": 5}, "colour": True}, r"unknown key.*'colour'"),
+    ({"tasks": ["age"], "splits": {"train": 5}, "folds": 2}, r"'folds' must be an integer >= 3"),
+    ({"tasks": ["age"], "splits": {"train": 5}, "folds": "5"}, r"'folds' must be an integer"),
 ])
 def test_bad_source_settings_raise_a_helpful_error(tmp_path, spec, message):
     with pytest.raises(ValueError, match=r"source 'bad'.*" + message):
@@ -287,3 +289,25 @@ def test_cli_prints_the_manifest_and_counts(tmp_path, monkeypatch, capsys):
     assert Path(out[0]).is_file() and Path(out[0]).parent.parent == tmp_path
     assert out[-1].split() == ["tiny", "3", "2", "0"]
     assert os.path.basename(out[0]) == "manifest.csv"
+
+
+def test_folds_add_a_balanced_seeded_fold_column_to_that_source_only(tmp_path):
+    """``folds=K``: every image of the source (all splits) gets a fold, sizes within one of
+    each other, the same for the same seed; the images are those of the fold-less settings,
+    whose cache key is unchanged by the option's existence."""
+    folded = {**SOURCES, "rgb_src": {**SOURCES["rgb_src"], "folds": 5}}
+    plain = SyntheticFaces(tmp_path / "a", SOURCES)
+    assert plain.key == SyntheticFaces(tmp_path / "a", {**SOURCES, "rgb_src": {
+        **SOURCES["rgb_src"], "folds": None}}).key
+    rows = read_manifest(SyntheticFaces(tmp_path / "b", folded).prepare())
+    mine = rows[rows["source"] == "rgb_src"]
+    sizes = mine["fold"].value_counts().sort_index()
+    assert list(sizes.index) == [0, 1, 2, 3, 4] and sizes.sum() == 36
+    assert sizes.max() - sizes.min() <= 1
+    assert rows.loc[rows["source"] == "grey_src", "fold"].isna().all()
+    again = read_manifest(SyntheticFaces(tmp_path / "c", folded).prepare())
+    assert list(again["fold"].fillna(-1)) == list(rows["fold"].fillna(-1))
+    other_seed = read_manifest(SyntheticFaces(tmp_path / "d", folded, seed=1).prepare())
+    assert list(other_seed["fold"].fillna(-1)) != list(rows["fold"].fillna(-1))
+    assert image_bytes(tmp_path / "b" / SyntheticFaces(tmp_path, folded).key) == \
+        image_bytes(plain.prepare().parent)

@@ -173,6 +173,7 @@ class MultiSourceDataModule(pl.LightningDataModule):
     def _read_sources(self) -> dict[str, tuple[pd.DataFrame, Path]]:
         """``{source: (rows, image root)}`` over every manifest."""
         found: dict[str, tuple[pd.DataFrame, Path]] = {}
+        self._folded: list[str] = []  # sources that data.fold re-split
         for provider in self.providers.values():
             path = provider.prepare()
             frame = read_manifest(path)
@@ -191,13 +192,18 @@ class MultiSourceDataModule(pl.LightningDataModule):
                 raise ValueError(f"data.sources names unknown source(s) {missing}; "
                                  f"available: {sorted(found)}")
             found = {s: found[s] for s in self.sources}
+        if self.fold is not None and not set(self._folded) & set(found):
+            raise ValueError(f"data.fold={self.fold}, but no source has a fold column "
+                             f"({sorted(found)}): Adience caches have one; a synthetic source "
+                             f"gets one with data.manifests.synthetic.sources.<name>.folds=K")
         return found
 
     def _resplit(self, source: str, rows: pd.DataFrame) -> pd.DataFrame:
         """Apply ``fold`` (sources with a ``fold`` column) then ``split_map``."""
         rows = rows.copy()
-        if self.fold is not None and "fold" in rows:
-            fold = pd.to_numeric(rows["fold"], errors="coerce")
+        fold = pd.to_numeric(rows.get("fold", pd.Series(dtype=float)), errors="coerce")
+        if self.fold is not None and fold.notna().any():  # other sources keep their splits
+            self._folded.append(source)
             count = int(fold.max()) + 1
             if not 0 <= self.fold < count:
                 raise ValueError(f"data.fold={self.fold}, but source {source} has folds "

@@ -64,7 +64,7 @@ DEFAULT_SOURCES: dict[str, dict[str, Any]] = {
 # vs PNG ~220 + 270 us, and 3x smaller (2.9 vs 8.6 KB: the noise defeats PNG compression).
 IMAGE_EXT = ".jpg"
 _IMAGE_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95]
-_SOURCE_KEYS = ("tasks", "splits", "image_size", "grey")
+_SOURCE_KEYS = ("tasks", "splits", "image_size", "grey", "folds")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _IMAGE_SIZES = (16, 512)
 _CHUNK = 250  # images per worker job: big enough to amortise pickling, small enough to balance
@@ -442,8 +442,26 @@ def _normalize_source(name: str, spec: Any) -> dict[str, Any]:
     grey = spec.get("grey", False)
     if not isinstance(grey, bool):
         raise ValueError(f"{where}: 'grey' must be true or false, got {grey!r}")
-    return {"tasks": tasks, "splits": {s: int(splits[s]) for s in SPLITS if s in splits},
-            "image_size": int(image_size), "grey": grey}
+    out = {"tasks": tasks, "splits": {s: int(splits[s]) for s in SPLITS if s in splits},
+           "image_size": int(image_size), "grey": grey}
+    folds = spec.get("folds")
+    if folds is not None:  # only when set: the settings hash of a fold-less source is unchanged
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 3:
+            raise ValueError(f"{where}: 'folds' must be an integer >= 3 (fold k tests, k+1 "
+                             f"validates, the rest train) or null, got {folds!r}")
+        out["folds"] = folds
+    return out
+
+
+def assign_folds(rows: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
+    """A ``fold`` per row (0..folds-1, sizes differing by at most one), from a permutation
+    seeded by the generator seed and the source: like Adience's fold files, a fold column over
+    all of a source's images, so ``data.fold=k`` cross-validates without new images."""
+    source_id = zlib.crc32(str(rows["source"].iloc[0]).encode())
+    order = np.random.default_rng([seed, source_id]).permutation(len(rows))
+    fold = np.empty(len(rows), dtype=np.int64)
+    fold[order] = np.arange(len(rows)) % folds
+    return fold
 
 
 # ----------------------------------------------------------------------------- generation
@@ -539,8 +557,15 @@ class SyntheticFaces:
             ctx = multiprocessing.get_context("fork") if sys.platform == "linux" else None
             with ProcessPoolExecutor(min(self.num_workers, len(jobs)), mp_context=ctx) as pool:
                 chunks = list(pool.map(_render_chunk, jobs))
-        rows = [row for chunk in chunks for row in chunk]
-        write_manifest(pd.DataFrame(rows, columns=list(COLUMNS)), tmp / MANIFEST_NAME)
+        frame = pd.DataFrame([row for chunk in chunks for row in chunk], columns=list(COLUMNS))
+        folded = {name: spec["folds"] for name, spec in self.sources.items() if "folds" in spec}
+        if folded:
+            frame["fold"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+            for name, folds in folded.items():
+                mine = frame["source"] == name
+                frame.loc[mine, "fold"] = assign_folds(frame[mine], folds, self.seed)
+        write_manifest(frame, tmp / MANIFEST_NAME)
+        rows = frame
         return len(rows)
 
     def _publish(self, tmp: Path) -> None:
