@@ -16,6 +16,7 @@ from mtlface.weighting import FixedWeighting, LossWeighting
 
 Batch = dict[str, Any]  # {"image": Tensor[B,C,H,W], "targets": {task: Tensor[B]}}
 STAGES = ("train", "val", "test")
+SCHEDULER_KEYS = {"interval", "frequency", "monitor", "strict"}
 
 # Epoch values here come from torchmetrics, which has already reduced them over the processes
 # (identical on every rank): Lightning's advice to add sync_dist=True does not apply to them.
@@ -68,6 +69,7 @@ class MTLFaceModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         weighting: LossWeighting | None = None,
+        scheduler_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not tasks:
@@ -76,6 +78,16 @@ class MTLFaceModule(pl.LightningModule):
         self.tasks = nn.ModuleDict(tasks)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        # Lightning's lr_scheduler keys: interval (epoch | step), frequency, monitor (e.g.
+        # val/age/acc for ReduceLROnPlateau), strict.
+        self.scheduler_options = dict(scheduler_options or {})
+        unknown = sorted(set(self.scheduler_options) - SCHEDULER_KEYS)
+        if unknown:
+            raise ValueError(f"model.scheduler_options: unknown key(s) {unknown}; valid: "
+                             f"{sorted(SCHEDULER_KEYS)}")
+        if self.scheduler_options.get("interval", "epoch") not in ("epoch", "step"):
+            raise ValueError(f"model.scheduler_options.interval must be epoch or step, got "
+                             f"{self.scheduler_options['interval']!r}")
         weighting = weighting if weighting is not None else FixedWeighting()
         if not isinstance(weighting, LossWeighting):
             raise TypeError(f"weighting must be a mtlface.weighting.LossWeighting, "
@@ -211,4 +223,6 @@ class MTLFaceModule(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer),
+                                 **self.scheduler_options}}

@@ -81,3 +81,53 @@ def test_default_run_beats_chance_on_every_task(tmp_path):
                           env={**os.environ, "MTLFACE_DATA_DIR": str(tmp_path / "data")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     _assert_beats_chance(json.loads((tmp_path / "results.json").read_text()))
+
+
+def _fit_briefly(overrides, tmp_path):
+    from hydra.utils import instantiate
+
+    from mtlface.train import build_model, build_trainer
+
+    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, "tasks=[age,gender]", "logger=csv",
+                         "trainer.accelerator=cpu", "trainer.limit_val_batches=1",
+                         "~callbacks.progress_bar", *overrides], output_dir=tmp_path)
+    model, spec = build_model(cfg)
+    trainer = build_trainer(cfg)
+    trainer.fit(model, datamodule=instantiate(cfg.data, tasks=list(cfg.tasks), input_spec=spec))
+    return trainer.optimizers[0].param_groups[0]["lr"], trainer
+
+
+def test_scheduler_steps_per_optimiser_step_when_configured(data_dir, tmp_path):
+    """scheduler_options.interval=step: StepLR(step_size=2) over 5 steps decays twice."""
+    lr, _ = _fit_briefly(["model.scheduler={_target_: torch.optim.lr_scheduler.StepLR, "
+                          "_partial_: true, step_size: 2, gamma: 0.1}",
+                          "model.scheduler_options.interval=step", "trainer.max_epochs=-1",
+                          "trainer.max_steps=5"], tmp_path)
+    assert lr == pytest.approx(5e-4 * 0.01)
+
+
+def test_plateau_scheduler_watches_the_configured_metric(data_dir, tmp_path):
+    """ReduceLROnPlateau stepped each epoch with the monitored value; a monitor that is never
+    logged is Lightning's clear error naming it."""
+    lr, trainer = _fit_briefly(["model.scheduler={_target_: torch.optim.lr_scheduler."
+                                "ReduceLROnPlateau, _partial_: true, mode: max, factor: 0.5, "
+                                "patience: 0, threshold: 10.0}",
+                                "model.scheduler_options.monitor=val/age/acc",
+                                "trainer.max_epochs=3", "trainer.limit_train_batches=1"],
+                               tmp_path)
+    # threshold 10 (relative): no epoch counts as better than the best, so each epoch after
+    # the first halves the LR.
+    assert lr == pytest.approx(5e-4 * 0.25)
+    with pytest.raises(Exception, match="val/nope"):
+        _fit_briefly(["model.scheduler={_target_: torch.optim.lr_scheduler.ReduceLROnPlateau, "
+                      "_partial_: true}", "model.scheduler_options.monitor=val/nope",
+                      "trainer.max_epochs=1", "trainer.limit_train_batches=1"], tmp_path / "b")
+
+
+def test_bad_scheduler_options_are_named(data_dir, tmp_path):
+    from mtlface.train import build_model
+
+    for option, message in [("+model.scheduler_options.every=2", r"unknown key\(s\) \['every'\]"),
+                            ("model.scheduler_options.interval=batch", "epoch or step")]:
+        with pytest.raises(Exception, match=message):
+            build_model(compose_train([option], output_dir=tmp_path))
