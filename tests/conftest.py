@@ -1,3 +1,4 @@
+import copy
 import os
 from pathlib import Path
 
@@ -5,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = ROOT / "conf"
@@ -48,3 +49,30 @@ def compose_train(overrides=(), output_dir: Path | None = None):
     cfg.hydra.runtime.cwd = str(ROOT)
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def save_like_hydra(cfg, out_dir: Path) -> None:
+    """What @hydra.main leaves in a run folder: the composed config without the hydra node,
+    interpolations unresolved."""
+    task_cfg = copy.deepcopy(cfg)
+    with open_dict(task_cfg):
+        del task_cfg["hydra"]
+    (out_dir / ".hydra").mkdir(exist_ok=True)
+    (out_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, data_dir) -> Path:
+    """A real run folder (config, Lightning checkpoints, results.json with Lightning's own val
+    and test of the best checkpoint) from three training steps on the tiny synthetic sources,
+    made once per session for the inference, export, demo and evaluation tests."""
+    from mtlface.train import run
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, "trainer.max_epochs=1",
+                         "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+                         "trainer.log_every_n_steps=1", "trainer.accelerator=cpu", "logger=csv"],
+                        output_dir=out)
+    run(cfg)
+    save_like_hydra(cfg, out)
+    return out

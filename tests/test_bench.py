@@ -9,14 +9,12 @@ import sys
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from mtlface.bench.cli import main
-from mtlface.bench.overhead import lean_copy
 from mtlface.bench.table import COLUMNS, Row, markdown
 from mtlface.bench.timing import Timing, interleaved
-from mtlface.bench.workload import Replay, build, datamodule, memory_batches, train_config
+from mtlface.bench.workload import datamodule, train_config
 from mtlface.bench.packed import PackedDataset, stored_size
 from mtlface.data.transforms import build_transform
 
@@ -25,8 +23,7 @@ from conftest import ROOT, TINY_SOURCES
 # (part, measured) of every row the cheap parts give in --quick, in order.
 CHEAP_PARTS = "overhead,preprocess,inference,scaling"
 EXPECTED = [
-    *[("overhead", m) for _ in range(2) for m in
-      ("Lightning epoch, images/s", "Lightning epoch, LeanLogging module, images/s")],
+    *[("overhead", "Lightning epoch, images/s")] * 2,
     ("preprocess", "MTCNN stage, images/s"), ("preprocess", "fully cached re-run, s"),
     *[("inference", "ONNX Runtime, faces/s")] * 2,
     ("scaling", "training, images/s"), ("scaling", "inference, faces/s"),
@@ -156,24 +153,3 @@ def test_packed_file_of_another_dataset_is_refused(data_dir, tmp_path):
         PackedDataset(dm.datasets["train"]["utk_like"], packed.file)
 
 
-@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
-def test_lean_logging_logs_the_same_keys_and_values(data_dir, tmp_path):
-    cfg = train_config(["backbone.widths=[4,4,4,4]", "backbone.input_size=16", "head.hidden=[8]",
-                        "data.batch_size=16", *TINY_SOURCES])
-    batches = memory_batches(cfg, 3)
-    # Steps with different labelled counts: the epoch loss is a mean weighted by them.
-    batches[0]["imdb_like"]["targets"]["age"][1:] = float("nan")
-    batches[1]["utk_like"]["targets"]["gender"][2:] = -1
-    model = build(cfg)
-    logged = {}
-    for name, module in (("module", model), ("lean", lean_copy(model))):
-        torch.manual_seed(0)
-        trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, log_every_n_steps=1,
-                             enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False, limit_val_batches=0)
-        trainer.fit(module, train_dataloaders=Replay(batches))
-        logged[name] = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    assert logged["lean"].keys() == logged["module"].keys()
-    assert {"train/age/loss", "train/weight/emotion", "train/loss_epoch"} <= logged["lean"].keys()
-    for key, value in logged["module"].items():
-        assert logged["lean"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key

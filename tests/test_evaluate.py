@@ -2,7 +2,6 @@
 predictions with known answers, then a tiny real run evaluated end to end and checked against
 Lightning's own test loop and against independent recomputation from the saved predictions."""
 
-import copy
 import json
 import subprocess
 import sys
@@ -10,10 +9,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from conftest import ROOT, SMALL_BKNET, TINY_SOURCES, compose_train
+from conftest import ROOT, TINY_SOURCES
 from mtlface.data.manifest import read_manifest, write_manifest
 from mtlface.evaluate import (TaskInfo, compute_metrics, group_gaps, group_table, reliability,
                               task_metrics)
@@ -23,7 +21,6 @@ from mtlface.evaluate.predictions import target_columns
 from mtlface.evaluate.run import evaluate
 from mtlface.labels import LABELS
 from mtlface.tasks import AgeBins
-from mtlface.train import run
 
 TASKS = ["age", "gender", "smile", "emotion", "race"]
 GENDER = TaskInfo("gender", LABELS["gender"].classes)
@@ -114,28 +111,6 @@ def test_a_perfect_model_scores_perfectly():
 
 
 # ----------------------------------------------------------------- a real run, end to end
-
-
-def save_like_hydra(cfg, out_dir):
-    """What @hydra.main leaves in a run folder: the config without its hydra node."""
-    task_cfg = copy.deepcopy(cfg)
-    with open_dict(task_cfg):
-        del task_cfg["hydra"]
-    (out_dir / ".hydra").mkdir(exist_ok=True)
-    (out_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg))
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, data_dir):
-    """Three training steps on the tiny synthetic sources, then Lightning's own val and test
-    of the best checkpoint (results.json): the reference the evaluation must reproduce."""
-    out = tmp_path_factory.mktemp("run")
-    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, "trainer.max_epochs=1",
-                         "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
-                         "trainer.log_every_n_steps=1", "trainer.accelerator=cpu", "logger=csv"], output_dir=out)
-    run(cfg)
-    save_like_hydra(cfg, out)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 astronaut, where MTCNN finds one face), bad inputs, and the demo's image, video, folder
 and error paths."""
 
-import copy
 import csv
 import json
 import subprocess
@@ -12,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import ROOT, SMALL_BKNET, TINY_SOURCES, compose_train
+from conftest import ROOT, SMALL_BKNET, compose_train
 from mtlface import Predictor
 from mtlface.predict import (AgePrediction, FacePrediction, ImageInputError, RunFolderError,
                              TaskPrediction)
@@ -25,34 +24,9 @@ from mtlface.predict.backends import OnnxBackend
 from mtlface.predict.cli import main as demo
 from mtlface.predict.faces import settings_from_config
 from mtlface.predict.runs import best_checkpoint, load_weights, read_state_dict
-from mtlface.train import build_model, run
+from mtlface.train import build_model
 
 TASKS = ["age", "gender", "smile", "emotion", "race"]
-
-
-def save_like_hydra(cfg, out_dir):
-    """What @hydra.main leaves in a run folder: the composed config without the hydra node,
-    interpolations unresolved."""
-    task_cfg = copy.deepcopy(cfg)
-    with open_dict(task_cfg):
-        del task_cfg["hydra"]
-    (out_dir / ".hydra").mkdir(exist_ok=True)
-    (out_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg))
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, data_dir):
-    """A few training steps on the tiny synthetic sources: a real run folder (config,
-    Lightning checkpoints), made once for this module."""
-    out = tmp_path_factory.mktemp("run")
-    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, "trainer.max_epochs=1",
-                         "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
-                         "trainer.log_every_n_steps=1",
-                         "trainer.accelerator=cpu", "test=false", "logger=csv"],
-                        output_dir=out)
-    run(cfg)
-    save_like_hydra(cfg, out)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,8 @@ real webcam run uses: ``open_camera``, the frame loop, drawing, the fps status, 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from mtlface.predict.cli import main as demo
-from test_predict import trained_run  # noqa: F401  (module fixture: a briefly trained run)
 
 REAL_CAPTURE = cv2.VideoCapture
 FRAMES = 4

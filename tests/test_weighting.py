@@ -5,6 +5,7 @@ every `weighting=` option trained end to end through train.py."""
 import functools
 import math
 
+import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -278,7 +279,7 @@ def _train_steps(weighting, smile_labelled: bool, steps: int = 2):
     capture = _GradCapture()
     trainer = pl.Trainer(max_steps=steps, limit_val_batches=0, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[capture])
+                         enable_model_summary=False, callbacks=[capture], log_every_n_steps=1)
     trainer.fit(module, torch.utils.data.DataLoader([batch] * steps, batch_size=None))
     return module, trainer, capture
 
@@ -327,3 +328,25 @@ def test_every_weighting_option_trains_end_to_end(data_dir, tmp_path, name):
     results = run(cfg)
     assert math.isfinite(results["test/loss"])
     assert 0 <= results["test/score"] <= 1
+
+
+def test_weights_are_logged_only_on_the_steps_that_reach_the_loggers(tmp_path):
+    """Step values cost a self.log each: with log_every_n_steps=2 over 4 steps the weights
+    reach the logger twice, at the same steps as Lightning's own step logs."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    torch.manual_seed(0)
+    tasks = {n: ClassificationTask(n, in_features=8) for n in ("gender", "smile")}
+    module = MTLFaceModule(_Backbone(), tasks, functools.partial(torch.optim.SGD, lr=0.1),
+                           weighting=UncertaintyWeighting())
+    labels = torch.randint(0, 2, (16,))
+    batch = {"image": torch.randn(16, 3, 4, 4), "targets": {"gender": labels, "smile": labels}}
+    trainer = pl.Trainer(max_steps=4, limit_val_batches=0, accelerator="cpu",
+                         logger=CSVLogger(tmp_path, name="", version=""), log_every_n_steps=2,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    trainer.fit(module, torch.utils.data.DataLoader([batch] * 4, batch_size=None))
+    rows = pd.read_csv(tmp_path / "metrics.csv")
+    weights = rows.dropna(subset=["train/weight/gender"])
+    assert list(weights["step"]) == [1, 3]
+    assert list(rows.dropna(subset=["train/loss_step"])["step"]) == [1, 3]

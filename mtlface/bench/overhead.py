@@ -4,8 +4,10 @@ plain PyTorch loop doing the same maths over the same batches, held in memory, i
 process and thread count.
 
 Rows: the default BKNet (what ``train.py`` trains), then a tiny BKNet whose compute is small
-enough to expose the framework's fixed cost per step. Each also runs ``LeanLogging``, the
-change to ``MTLFaceModule`` this benchmark measured (see its docstring)."""
+enough to expose the framework's fixed cost per step. (What this part found, and
+``MTLFaceModule`` now does: Lightning's ``self.log`` costs ~0.3-0.5 ms of CPU per call, so the
+per-task losses are torchmetrics means logged once per epoch and the per-task weights are
+logged only on the steps that reach the loggers.)"""
 
 from __future__ import annotations
 
@@ -13,10 +15,8 @@ import copy
 import logging
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-from torch import Tensor
 
 from mtlface.bench.table import Row
 from mtlface.bench.timing import Timing, interleaved, now
@@ -35,33 +35,6 @@ TRAINER = ("trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.accel
            "+trainer.enable_model_summary=false")
 # A BKNet with almost no compute: what is left of a step is the framework's own cost.
 TINY = ("backbone.widths=[4,4,4,4]", "backbone.input_size=16", "head.hidden=[8]")
-
-
-class LeanLogging(MTLFaceModule):
-    """``MTLFaceModule`` with the change to it this benchmark measures: the per-task weights
-    (``train/weight/<task>``, step values) are logged only on the steps Lightning sends to the
-    loggers (every ``log_every_n_steps``; the check Lightning's own ``LearningRateMonitor``
-    makes) instead of every step. Logged values are unchanged; between those steps
-    ``trainer.callback_metrics`` keeps the last logged weights.
-
-    Why: Lightning's ``self.log`` costs about 0.3-0.5 ms of CPU per call whatever is logged
-    (its result collection moves each entry to the value's device and checks its metadata on
-    every call), and most of the module's own cost per step was its ``self.log`` calls: 2 T + 1
-    per step with T tasks, until the per-task losses moved to torchmetrics ``MeanMetric``s
-    logged once per epoch; the T weights are what is left of them."""
-
-    def _log_weights(self, weights: Mapping[str, Tensor]) -> None:
-        trainer = self._trainer
-        if trainer is not None and (trainer._logger_connector.should_update_logs
-                                    or trainer.fast_dev_run):
-            super()._log_weights(weights)
-
-
-def lean_copy(model: MTLFaceModule) -> LeanLogging:
-    """The same weights, tasks and weighting in a :class:`LeanLogging` module."""
-    model = copy.deepcopy(model)
-    return LeanLogging(model.backbone, dict(model.tasks), model.optimizer_factory,
-                       model.scheduler_factory, model.weighting)
 
 
 def lightning_epoch(cfg, model: MTLFaceModule, batches: Sequence[SourceBatches]) -> float:
@@ -87,17 +60,15 @@ QUICK = Settings(steps=3, batch_size=16, repeats=1, warmup=0, tiny_steps=6)
 
 
 def measure(overrides: Sequence[str], steps: int, settings: Settings) -> dict[str, Timing]:
-    """Images/s of the plain loop, the Lightning epoch and the Lightning epoch with
-    :class:`LeanLogging`, in alternating repeats."""
+    """Images/s of the plain loop and the Lightning epoch, in alternating repeats."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = train_config([*TRAINER, *overrides], output_dir=tmp)
         batches = memory_batches(cfg, steps)
         model = build(cfg)
-        bare, lightning, lean = copy.deepcopy(model), copy.deepcopy(model), lean_copy(model)
+        bare, lightning = copy.deepcopy(model), copy.deepcopy(model)
         timings = interleaved(
             {"bare": lambda: bare_epoch(bare, batches),
-             "lightning": lambda: lightning_epoch(cfg, lightning, batches),
-             "lean": lambda: lightning_epoch(cfg, lean, batches)},
+             "lightning": lambda: lightning_epoch(cfg, lightning, batches)},
             repeats=settings.repeats, warmup=settings.warmup, items=n_images(batches))
     return timings
 
@@ -117,6 +88,4 @@ def run(settings: Settings = Settings()) -> list[Row]:
         bare = "plain PyTorch loop, images/s"
         rows.append(Row.rates("overhead", case, "Lightning epoch, images/s", t["lightning"],
                               bare, t["bare"], at_least=target))
-        rows.append(Row.rates("overhead", case, "Lightning epoch, LeanLogging module, images/s",
-                              t["lean"], bare, t["bare"], at_least=target))
     return rows

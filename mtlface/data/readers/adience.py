@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any
 
 import numpy as np
 import pandas as pd
