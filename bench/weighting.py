@@ -3,10 +3,12 @@
     .venv/bin/python bench/weighting.py [--out outputs/weighting] [--only fixed,upgrad] [-- overrides]
 
 Each option is ``python train.py weighting=<option> [overrides]`` (the README's default run:
-BKNet, all five tasks, 3 epochs, seed 42), one after the other in one invocation so the wall
-times compare under the same load; they are reported as a ratio to ``fixed``. A finished
-option (its ``results.json`` exists) is not re-run, so an interrupted table resumes. A failed
-option is reported in the table with its exit code instead of stopping the others.
+BKNet, all five tasks, 3 epochs, seed 42), one after the other. The table gives test accuracy;
+what each option costs per step is ``python -m mtlface.bench --parts weighting`` (measured side
+by side, which whole runs hours apart on a shared machine are not; their wall seconds are kept
+in ``<out>/<option>/timing.json`` only as a record). A finished option (its ``results.json``
+exists) is not re-run, so an interrupted table resumes. A failed option is reported in the
+table with its exit code instead of stopping the others.
 """
 
 from __future__ import annotations
@@ -47,19 +49,16 @@ def run_option(option: str, out: Path, overrides: list[str]) -> dict:
 
 
 def table(rows: dict[str, dict]) -> str:
-    head = ["weighting", *(f"{t} {m}" for t, m in TASK_METRICS), "mean (score)",
-            "wall / fixed"]
+    head = ["weighting", *(f"{t} {m}" for t, m in TASK_METRICS), "mean (score)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    base = rows.get("fixed", {}).get("seconds")
     for option, row in rows.items():
         res = row["results"]
         if not res:
             lines.append(f"| {option} | failed (exit {row.get('returncode')}) |")
             continue
         cells = [f"{res.get(f'test/{t}/{m}', float('nan')):.3f}" for t, m in TASK_METRICS]
-        ratio = f"{row['seconds'] / base:.2f}" if base and row.get("seconds") else "n/a"
         lines.append(f"| {option} | " + " | ".join(cells) +
-                     f" | {res.get('test/score', float('nan')):.3f} | {ratio} |")
+                     f" | {res.get('test/score', float('nan')):.3f} |")
     return "\n".join(lines)
 
 

@@ -21,12 +21,13 @@ from mtlface.data.transforms import build_transform
 from conftest import ROOT, TINY_SOURCES
 
 # (part, measured) of every row the cheap parts give in --quick, in order.
-CHEAP_PARTS = "overhead,preprocess,inference,scaling"
+CHEAP_PARTS = "overhead,preprocess,inference,scaling,weighting"
 EXPECTED = [
     *[("overhead", "Lightning epoch, images/s")] * 2,
     ("preprocess", "MTCNN stage, images/s"), ("preprocess", "fully cached re-run, s"),
     *[("inference", "ONNX Runtime, faces/s")] * 2,
     ("scaling", "training, images/s"), ("scaling", "inference, faces/s"),
+    ("weighting", "weighting=upgrad, images/s"),
 ]
 _LOADERS = [("pipeline", "train loader delivers, images/s"),
             ("pipeline", "train loader in the training process (num_workers=0, the conf "

@@ -1,6 +1,6 @@
 """``python -m mtlface.bench`` (or ``bench/run.py``): every benchmark part, one markdown table.
 
-    .venv/bin/python bench/run.py [--quick] [--parts overhead,pipeline,preprocess,inference,scaling]
+    .venv/bin/python bench/run.py [--quick] [--parts overhead,pipeline,preprocess,inference,scaling,weighting]
         [--out bench/results.md] [--threads N] [--clock wall|cpu] [--repeats N] [--epoch-steps N]
 
 Parts (each module's docstring says exactly what it measures):
@@ -9,6 +9,7 @@ Parts (each module's docstring says exactly what it measures):
   preprocess  MTCNN stage vs a per-image facenet-pytorch loop; cached re-run vs first run
   inference   faces/s per backbone, PyTorch vs ONNX Runtime, batch 1 and 32
   scaling     training images/s and inference faces/s vs batch size and input size
+  weighting   training images/s under each weighting= option vs fixed (its cost per step)
 
 Every ratio compares two figures measured side by side in this run: the compared variants take
 turns in alternating order and each figure is a median over repeats. ``--quick`` runs every
@@ -32,7 +33,7 @@ from mtlface.bench.table import Row, markdown
 from mtlface.bench.timing import CLOCKS, environment, use_clock
 from mtlface.bench.workload import QUICK_DATA, ROOT
 
-PARTS = ("overhead", "pipeline", "preprocess", "inference", "scaling")
+PARTS = ("overhead", "pipeline", "preprocess", "inference", "scaling", "weighting")
 DEFAULT_OUT = ROOT / "bench" / "results.md"
 # Settings fields that take the synthetic data overrides in --quick (small splits).
 DATA_FIELDS = ("overrides", "data")
