@@ -29,8 +29,6 @@ from pathlib import Path
 
 import albumentations as A
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from mtlface.backbones import InputSpec
 from mtlface.data.dataset import ManifestDataset, load_image
@@ -76,7 +74,7 @@ def pack_images(dataset: ManifestDataset, spec: InputSpec, out: Path) -> Path:
     return out
 
 
-class PackedDataset(Dataset):
+class PackedDataset(ManifestDataset):
     """The samples of ``dataset`` (same order, targets and transform, and the same per-sample
     augmentation seed when the index carries one), pixels read from a packed array instead of
     decoded from the files. Each worker process maps the file itself, on first use."""
@@ -87,12 +85,7 @@ class PackedDataset(Dataset):
         if shape[0] != len(dataset) or shape[3] != dataset.channels:
             raise ValueError(f"packed images {self.file} hold {shape[0]} x {shape[3]} channels, "
                              f"{dataset.name} has {len(dataset)} x {dataset.channels}: re-pack")
-        self.name = dataset.name
-        self.targets = dataset.targets
-        self.transform = dataset.transform
-        self.channels = dataset.channels
-        self.label_counts = dataset.label_counts
-        self._len = len(dataset)
+        self.__dict__.update(dataset.__dict__)  # the same rows, targets and transform
         self._images: np.ndarray | None = None
 
     @classmethod
@@ -107,21 +100,7 @@ class PackedDataset(Dataset):
             pack_images(dataset, spec, file)
         return cls(dataset, file)
 
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, index: int) -> dict:
+    def load(self, index: int) -> np.ndarray:
         if self._images is None:
             self._images = np.load(self.file, mmap_mode="r")
-        image = np.array(self._images[index])  # a private copy: transforms may work in place
-        if self.transform is not None:
-            seed = getattr(index, "seed", None)  # the training sampler's per-sample seed
-            if seed is not None:
-                transforms.reseed(self.transform, seed)
-            image = self.transform(image=image)["image"]
-        else:
-            image = torch.from_numpy(image).permute(2, 0, 1).float().div_(255)
-        return {
-            "image": image,
-            "targets": {t: torch.as_tensor(v[index]) for t, v in self.targets.items()},
-        }
+        return np.array(self._images[index])  # a private copy: transforms may work in place

@@ -94,8 +94,13 @@ class ManifestDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def load(self, index: int) -> np.ndarray:
+        """The pixels of sample ``index`` (H x W x C uint8): the one step a faster image cache
+        replaces (``mtlface.bench.packed``)."""
+        return load_image(self.paths[index], self.channels)
+
     def __getitem__(self, index: int) -> dict:
-        image = load_image(self.paths[index], self.channels)
+        image = self.load(index)
         if self.transform is not None:
             if isinstance(index, SampleKey):
                 reseed(self.transform, index.seed)
