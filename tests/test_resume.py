@@ -12,7 +12,8 @@ from omegaconf import OmegaConf, open_dict
 
 from conftest import SMALL_BKNET, compose_train
 from mtlface.module import MTLFaceModule
-from mtlface.train import resume_config, run
+from mtlface.resume import resume_config
+from mtlface.train import run
 
 SOURCE = "data.manifests.synthetic.sources"
 # One small source (age, gender, race; the cache test_ddp.py and test_launcher.py use too), 4
