@@ -23,11 +23,15 @@ class GradientAggregation(LossWeighting):
     aggregator has them (a ``WeightedAggregator``: UPGrad, MGDA, PCGrad, CAGrad, ...; none for
     e.g. ConFIG or GradDrop). The scale of the update differs by aggregator (UPGrad and MGDA
     average, PCGrad sums): Adam-type optimisers are insensitive to it.
+
+    ``parallel_chunk_size`` is how many task rows torchjd back-propagates at once through
+    ``vmap``. The default, 1, is one plain backward pass per task: on CPU it made a BKNet step
+    1.7x faster than all rows in one ``vmap`` (``None``), which may pay off on a GPU.
     """
 
     aggregates_gradients = True
 
-    def __init__(self, aggregator: Aggregator, parallel_chunk_size: int | None = None) -> None:
+    def __init__(self, aggregator: Aggregator, parallel_chunk_size: int | None = 1) -> None:
         super().__init__()
         if not isinstance(aggregator, Aggregator):
             raise TypeError(f"weighting.aggregator must be a torchjd.aggregation.Aggregator, "
