@@ -107,7 +107,9 @@ def _check_required(cfg: DictConfig) -> None:
 
 def _missing_keys(node: Any, prefix: str = "") -> list[str]:
     """Dotted keys holding a literal ``???``, from the unresolved container (so the hydra
-    node's own unset run-time values are never resolved)."""
+    node's own unset run-time values are never resolved). Not ``OmegaConf.missing_keys``: it
+    raises on an interpolation to a ``???`` (stage 2's ``init_from: ${required.init_from}``)
+    before the clear message below can be given."""
     if isinstance(node, DictConfig):
         node = OmegaConf.to_container(node, resolve=False)
     if not isinstance(node, dict):
