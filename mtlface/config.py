@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -51,3 +53,66 @@ def unknown_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -
             if name not in valid:
                 messages.append(f"unknown {group} {name!r}; valid {group}: {', '.join(valid)}")
     return messages
+
+
+def is_group_override(key: str, conf_dir: Path = CONF_DIR) -> bool:
+    """``backbone=...``, ``tasks=[...]``, ``hydra/launcher=...``: picks config files, not values."""
+    group = key.split("@", 1)[0]
+    return "/" in group or (conf_dir / group).is_dir()
+
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number"}
+
+
+def _fits(default: Any, value: Any) -> bool:
+    if value is None or isinstance(default, str | list | dict) or default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return True
+
+
+def check_override_types(overrides: Sequence[str], defaults: DictConfig) -> None:
+    """A :class:`~mtlface.errors.ConfigError` for the first ``key=value`` override whose value
+    is not of the type of the key's value in ``defaults`` (the config composed with the same
+    group choices and no value overrides): ``trainer.max_epochs=abc`` stops here with the key
+    named, not in an ``assert`` deep inside Lightning."""
+    from mtlface.errors import ConfigError
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException:
+        return  # Hydra has already reported a malformed override
+    for override in parsed:
+        key = override.key_or_group
+        if override.is_delete() or override.is_sweep_override() or is_group_override(key):
+            continue
+        try:
+            default = OmegaConf.select(defaults, key, default=None, throw_on_missing=False)
+        except Exception:  # noqa: BLE001 - e.g. ${hydra:...}, unset outside a job: no type
+            continue
+        if isinstance(default, DictConfig | ListConfig):
+            continue
+        value = override.value()
+        if not _fits(default, value):
+            kind = next(text for t, text in _KINDS.items() if isinstance(default, t))
+            raise ConfigError(f"{override.input_line} is not {kind} "
+                              f"(command line; the default is {default}): pass e.g. "
+                              f"{key}={default}")
+
+
+def group_listing(*excluded: str, conf_dir: Path = CONF_DIR) -> str:
+    """``group: option, option`` lines for ``--help``, leaving out ``excluded`` groups (those
+    another command takes, such as preprocess.py's ``source`` and ``detector``)."""
+    groups = sorted(p.name for p in conf_dir.iterdir()
+                    if p.is_dir() and p.name not in excluded and group_options(p.name, conf_dir))
+    return "\n".join(f"{g}: {', '.join(group_options(g, conf_dir))}" for g in groups)
+
+
+def register_resolvers() -> None:
+    """``${mtlface.groups:excluded,...}``: the group listing of an entry script's --help."""
+    OmegaConf.register_new_resolver("mtlface.groups", group_listing, replace=True)

@@ -50,25 +50,30 @@ def _innermost(exc: BaseException) -> BaseException:
     return exc
 
 
-def _is_user_error(exc: BaseException) -> bool:
+def _config_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean a config value is wrong: the constructors' own checks (ValueError,
+    TypeError: data.batch_size must be >= 1, ...), OmegaConf's and Hydra's, and Lightning's
+    MisconfigurationException when Lightning is loaded (demo and export never import it)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    # ValueError/TypeError: the constructors' own checks of config values (data.batch_size
-    # must be >= 1, ...). OSError: missing or unwritable files.
-    return isinstance(exc, (UserError, ValueError, TypeError, OSError, OmegaConfBaseException,
-                            HydraException))
+    types: list[type[BaseException]] = [ValueError, TypeError, OmegaConfBaseException,
+                                         HydraException]
+    lightning = sys.modules.get("lightning_fabric.utilities.exceptions")
+    if lightning is not None:
+        types.append(lightning.MisconfigurationException)
+    return tuple(types)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    # OSError: missing or unwritable files.
+    return isinstance(exc, (UserError, OSError, *_config_error_types()))
 
 
 def _exit_code(exc: BaseException) -> int:
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     if isinstance(exc, UserError):
         return exc.exit_code
-    if isinstance(exc, OSError):
-        return OTHER_EXIT
-    if isinstance(exc, (ValueError, TypeError, OmegaConfBaseException, HydraException)):
+    if isinstance(exc, _config_error_types()):
         return CONFIG_EXIT
     return OTHER_EXIT
 

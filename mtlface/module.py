@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from mtlface.errors import ConfigError
 from mtlface.tasks import Task
 from mtlface.weighting import FixedWeighting, LossWeighting
 
@@ -227,7 +228,11 @@ class MTLFaceModule(pl.LightningModule):
         self._log_epoch_metrics("test")
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
+        try:
+            optimizer = self.optimizer_factory(params=self.parameters())
+        except ValueError as exc:  # torch's own range checks: "Invalid learning rate: -1"
+            raise ConfigError(f"model.optimizer: {exc}; pass a valid value, e.g. "
+                              f"model.optimizer.lr=0.001") from None
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer,

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger
 
 from mtlface.checkpoint import CHECKPOINT_DIR, LAST
+from mtlface.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig
         raise FileNotFoundError(f"resume={cfg.resume}: no {CHECKPOINT_DIR}/{LAST} to continue "
                                 f"from (it is written at the end of every epoch: the run stopped "
                                 f"before its first one ended, or saved none): train it afresh")
+    if not _readable_checkpoint(ckpt):
+        raise UserError(f"resume={cfg.resume}: {ckpt} is damaged (not a whole checkpoint; a "
+                        f"copy or a save cut short?): restore it, or train the run afresh")
     saved = OmegaConf.load(saved_path)
     changed = _changed_keys(cfg, saved, overrides)
     if changed:
@@ -84,6 +89,16 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig
     log.info("resuming %s from %s (session log: %s)", run_dir, ckpt,
              HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "-")
     return saved, ckpt
+
+
+def _readable_checkpoint(path: Path) -> bool:
+    """A torch checkpoint is a zip archive whose directory sits at its end: a file cut short
+    has none. (Cheap: reads the directory, not the tensors.)"""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _parse(overrides: Sequence[str]):
@@ -146,5 +161,8 @@ def keep_csv_history(trainer: pl.Trainer, ckpt_path: Path) -> None:
         writer = csv.experiment  # created here, so the file is emptied now, not later
     for row in rows.to_dict("records"):
         step = int(row.pop("step"))
-        writer.log_metrics({k: v for k, v in row.items() if pd.notna(v)}, step)
+        values = {k: v for k, v in row.items() if pd.notna(v)}
+        if "epoch" in values:  # pandas reads the column as float (NaN rows): write 1, not 1.0
+            values["epoch"] = int(values["epoch"])
+        writer.log_metrics(values, step)
     log.info("kept %d rows of %s (steps before %d)", len(rows), path, done)

@@ -5,17 +5,24 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
+import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mtlface.checkpoint import best_checkpoint
+from mtlface.config import check_override_types, is_group_override
+from mtlface.errors import ConfigError, UserError, report
+from mtlface.memory import check_fits
 from mtlface.resume import BatchSeed, keep_csv_history, resume_config
 from mtlface.staged import init_from_checkpoint, staged_callbacks
 
@@ -24,6 +31,58 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 RESULTS_NAME = "results.json"
+FAILED_NAME = "failed.json"  # mtlface.analysis reads it: a sweep job that raised
+
+
+def hydra_job(cfg: DictConfig) -> float | None:
+    """The body of ``python train.py``'s Hydra task: the objective for a sweeper. A single run
+    stops on a user mistake with one ``error:`` line (exit 2 for config, 1 otherwise); a sweep
+    job records its failure in ``failed.json`` and returns None so the sweep goes on."""
+    try:
+        _check_overrides(cfg)
+        value = objective(run(cfg), cfg.objective)
+    except Exception as error:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(report(error))  # re-raises a bug, with its traceback
+        _record_failure(error)
+        return None
+    # None, not NaN: optuna 2.10 rejects a NaN value and hydra-optuna-sweeper 1.3 then re-tells
+    # the trial as FAIL *with* that value, which raises and ends the sweep; for None its
+    # float() check fails first, so the trial is marked FAIL and the sweep goes on.
+    return None if math.isnan(value) else value
+
+
+def _check_overrides(cfg: DictConfig) -> None:
+    """Values of the wrong type on the command line, checked against the same config composed
+    without them (the same group choices), before any work."""
+    from hydra import compose
+
+    overrides = list(HydraConfig.get().overrides.task)
+    values = [o for o in overrides if not is_group_override(o.split("=", 1)[0].lstrip("+~"))]
+    if not values:
+        return
+    groups = [o for o in overrides if o not in values]
+    check_override_types(values, compose(config_name=HydraConfig.get().job.config_name,
+                                         overrides=groups))
+
+
+def _record_failure(error: Exception) -> None:
+    """Log the job's error and write ``<job dir>/failed.json`` (type, message, traceback)."""
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    cause = error
+    while cause.__cause__ is not None:  # e.g. the ValueError inside Hydra's InstantiationException
+        cause = cause.__cause__
+    record = {
+        "error": type(error).__name__,
+        "message": str(error),
+        "cause": f"{type(cause).__name__}: {cause}",
+        "traceback": traceback.format_exc(),
+        "overrides": list(HydraConfig.get().overrides.task),
+    }
+    (job_dir / FAILED_NAME).write_text(json.dumps(record, indent=2) + "\n")
+    log.error("job %s failed (%s); traceback in %s, the sweep goes on",
+              HydraConfig.get().job.num, record["cause"], job_dir / FAILED_NAME)
 
 
 def build_model(cfg: DictConfig) -> tuple[pl.LightningModule, Any]:
@@ -43,10 +102,14 @@ def build_model(cfg: DictConfig) -> tuple[pl.LightningModule, Any]:
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    # A callback set to null (debug=fast's model_checkpoint) is switched off.
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += staged_callbacks(cfg.get("freeze_trunk_epochs"))
     callbacks.append(BatchSeed(cfg.seed))
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={cfg.trainer.accelerator}, but this machine has "
+                          f"no CUDA GPU: pass trainer.accelerator=cpu (or auto)")
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
@@ -70,10 +133,19 @@ def run(cfg: DictConfig) -> dict[str, float]:
     output_dir.mkdir(parents=True, exist_ok=True)
     model, input_spec = build_model(cfg)
     if cfg.get("init_from") and ckpt_path is None:  # staged training: trunk + shared heads
-        init_from_checkpoint(model, best_checkpoint(cfg.init_from))
+        try:
+            start = best_checkpoint(cfg.init_from)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UserError(f"init_from={cfg.init_from}: {exc}; pass a run folder "
+                            f"(outputs/runs/<date>_<time>) or a .ckpt file") from None
+        init_from_checkpoint(model, start)
     datamodule = instantiate(cfg.data, tasks=list(cfg.tasks), input_spec=input_spec)
     trainer = build_trainer(cfg)
     _check_launch(trainer)
+    if cfg.get("memory_check", True) and ckpt_path is None:
+        check_fits(model, (input_spec.channels, input_spec.size, input_spec.size),
+                   cfg.data.batch_size,
+                   cfg.trainer.get("accumulate_grad_batches") or 1, trainer.strategy.root_device)
     with warnings.catch_warnings():
         if ckpt_path is not None:  # resuming into the run's own folders is the point
             warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
@@ -91,7 +163,18 @@ def run(cfg: DictConfig) -> dict[str, float]:
         (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
         log.info("results written to %s", output_dir / RESULTS_NAME)
         _print_table(results)
+    if not cfg.get("keep_output", True):
+        _discard(output_dir)
     return results
+
+
+def _discard(output_dir: Path) -> None:
+    """``keep_output=false`` (debug=fast): a single run leaves no folder; a sweep job keeps its
+    (checkpoint-free) folder for the sweep summary."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return
+    shutil.rmtree(output_dir, ignore_errors=True)
+    log.info("debug run: %s removed (keep_output=false)", output_dir)
 
 
 def _check_required(cfg: DictConfig) -> None:

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from conftest import SMALL_BKNET, compose_train
+from mtlface.errors import UserError
 from mtlface.module import MTLFaceModule
 from mtlface.resume import resume_config
 from mtlface.train import run
@@ -113,6 +114,10 @@ def test_a_run_resumed_after_a_crash_ends_as_the_uninterrupted_run(data_dir, tmp
     a_csv, b_csv = (pd.read_csv(d / "csv" / "metrics.csv") for d in (straight, resumed))
     assert sorted(a_csv.columns) == sorted(b_csv.columns)
     pd.testing.assert_frame_equal(a_csv, b_csv[a_csv.columns])
+    # Epochs are written as whole numbers, the replayed rows too (not 0.0 next to 1).
+    header, *lines = (resumed / "csv" / "metrics.csv").read_text().splitlines()
+    epochs = [line.split(",")[header.split(",").index("epoch")] for line in lines]
+    assert all(e == "" or e.isdigit() for e in epochs), sorted(set(epochs))
     # The sessions wrote into the run folder only: their own folders hold no outputs.
     assert not (tmp_path / "session2" / "checkpoints").exists()
 
@@ -123,7 +128,7 @@ def test_resume_takes_the_run_config_and_refuses_to_change_it(tmp_path):
     run_dir = tmp_path / "run"  # a run folder as train.py leaves it: config, last checkpoint
     _compose(["tasks=[age,gender]", "seed=5"], run_dir)
     (run_dir / "checkpoints").mkdir()
-    (run_dir / "checkpoints" / "last.ckpt").touch()
+    torch.save({"state_dict": {"w": torch.zeros(64)}}, run_dir / "checkpoints" / "last.ckpt")
 
     def resume(*overrides):
         overrides = [f"resume={run_dir}", *overrides]
@@ -139,7 +144,11 @@ def test_resume_takes_the_run_config_and_refuses_to_change_it(tmp_path):
     with pytest.raises(ValueError, match=r"debug=fast \(run: absent"):
         resume("debug=fast")  # a @package _global_ group: cannot be checked, so refused
 
-    (run_dir / "checkpoints" / "last.ckpt").unlink()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:-100])  # a copy cut short
+    with pytest.raises(UserError, match=r"last.ckpt is damaged .*train the run afresh"):
+        resume()
+    last.unlink()
     with pytest.raises(FileNotFoundError, match="no checkpoints/last.ckpt to continue from"):
         resume()
     with pytest.raises(FileNotFoundError, match="no run folder with .hydra/config.yaml"):
