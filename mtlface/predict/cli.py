@@ -20,7 +20,7 @@ from mtlface.predict.backends import check_device
 from mtlface.predict.errors import PredictError, exit_code_of
 from mtlface.predict.predictor import BACKENDS, Predictor
 from mtlface.predict.runs import RUNS_ROOT, newest_run
-from mtlface.predict.video import FOURCC
+from mtlface.predict import video
 
 EXAMPLES = """examples:
   python demo.py -i photo.jpg -o annotated.jpg --json faces.jsonl
@@ -56,9 +56,9 @@ def probability(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="demo.py", epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Predict age, gender, smile, emotion and race of "
-                                            "every face with a trained run.")
+                      formatter_class=argparse.RawDescriptionHelpFormatter,
+                      description="Predict age, gender, smile, emotion and race of every face "
+                                  "with a trained run.")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("-i", "--image", help="a photo")
     mode.add_argument("-v", "--video", help="a video file (write it with -o, show it with --show)")
@@ -102,6 +102,8 @@ def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error("--dir needs --csv predictions.csv")
     if args.json and not args.image:
         parser.error("--json goes with -i")
+    if args.output and args.dir:
+        parser.error("-o goes with -i, -v or the webcam; --dir writes only --csv")
     for name in ("batch", "max_frames"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -132,7 +134,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
     if args.dir and not Path(args.dir).is_dir():
         raise PredictError(f"--dir {args.dir}: no such folder; pass a folder of photos")
     if args.video and not args.output and not args.show:
-        raise ConfigError("-v needs -o annotated.mp4 (or --show)")
+        raise ConfigError("-v needs somewhere to put the frames; pass -o annotated.mp4 (or "
+                          "--show)")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -149,8 +152,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def _check_output_type(path: str, video_output: bool) -> None:
     suffix = Path(path).suffix.lower()
-    if video_output and suffix not in FOURCC:
-        raise ConfigError(f"-o {path}: a video must end in one of {', '.join(sorted(FOURCC))}; "
+    if video_output and suffix not in video.FOURCC:
+        raise ConfigError(f"-o {path}: a video must end in one of "
+                          f"{', '.join(sorted(video.FOURCC))}; "
                           f"pass e.g. -o annotated.mp4")
     if not video_output and not cv2.haveImageWriter(path):
         raise ConfigError(f"-o {path}: OpenCV writes no {suffix or 'extension-less'} images; "
@@ -160,8 +164,6 @@ def _check_output_type(path: str, video_output: bool) -> None:
 def _open_capture(args: argparse.Namespace) -> cv2.VideoCapture | None:
     """The video or webcam to read (None for a photo or folder), opened before the model is
     loaded so that a bad file or camera index fails at once."""
-    from mtlface.predict import video
-
     if args.video:
         if args.show and not video.gui_available():
             raise PredictError("--show: this OpenCV build cannot open windows "
@@ -204,8 +206,6 @@ def _folder(predictor: Predictor, args: argparse.Namespace) -> int:
 
 
 def _stream(predictor: Predictor, capture: cv2.VideoCapture, args: argparse.Namespace) -> int:
-    from mtlface.predict import video
-
     show = args.show if args.video else video.gui_available()
     batch = args.batch or (8 if args.video else 1)
     stats = video.annotate_stream(predictor, capture, args.output, show, args.max_frames, batch)
