@@ -1,7 +1,7 @@
 """Export a trained run for deployment: TorchScript or ONNX, one named output per task.
 
     python -m mtlface.export run=outputs/runs/<date>_<time> format=onnx [out=model.onnx]
-        [checkpoint=path.ckpt]
+        [checkpoint=path.ckpt] [--debug]
 
 The exported model takes the normalised image batch ``Tensor[B, C, S, S]`` at the backbone's
 ``InputSpec`` size (any ``B``) and returns the raw head output of each task (ONNX output names
@@ -10,6 +10,10 @@ inference needs besides the weights (task decoding, input spec, face settings), 
 ``Predictor.from_exported(out)`` needs neither the run's config nor Lightning. After export
 the file is run on random inputs and compared with PyTorch; the largest absolute difference
 is printed and stored in the JSON.
+
+A mistake (a bad argument: exit 2; a missing run or checkpoint, an unwritable ``out``: exit 1)
+ends with one ``error:`` line, checked before the export starts; ``--debug`` shows the
+traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from torch import Tensor, nn
 
 from mtlface.backbones.spec import InputSpec
 from mtlface.predict.backends import OnnxBackend, TorchScriptBackend
-from mtlface.predict.errors import PredictError
+from mtlface.errors import ConfigError, check_writable, debug_requested
+from mtlface.predict.errors import PredictError, exit_code_of
 from mtlface.predict.faces import FaceSettings, settings_from_config
 from mtlface.predict.metadata import EXPORT_FILES, ModelInfo, exported_path, metadata_path
 from mtlface.predict.runs import best_checkpoint, build_trained_model, load_config
@@ -79,11 +84,12 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     backend=fmt)`` looks."""
     _check_format(fmt)
     cfg = load_config(run_dir)
+    out = Path(out) if out else exported_path(run_dir, fmt)
+    check_writable(out, f"exported {fmt} model", "out=")  # before the model is built
     checkpoint = Path(checkpoint or best_checkpoint(run_dir))
     model, spec = build_trained_model(cfg, checkpoint, "cpu")
-    return export_model(model.backbone, model.tasks, spec, fmt,
-                        Path(out) if out else exported_path(run_dir, fmt),
-                        settings_from_config(cfg), run=str(run_dir), checkpoint=str(checkpoint))
+    return export_model(model.backbone, model.tasks, spec, fmt, out, settings_from_config(cfg),
+                        run=str(run_dir), checkpoint=str(checkpoint))
 
 
 def export_model(backbone: nn.Module, tasks: Mapping[str, Task], spec: InputSpec, fmt: str,
@@ -148,11 +154,12 @@ def _as_tuple(wrapper: ExportModel, inputs: Tensor) -> tuple[Tensor, ...]:
 
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
-        raise PredictError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise ConfigError(f"format={fmt}: not an export format; format must be one of "
+                          f"{', '.join(FORMATS)}")
 
 
 USAGE = ("usage: python -m mtlface.export run=<run folder> format=onnx|torchscript "
-         "[out=<file>] [checkpoint=<file.ckpt>]")
+         "[out=<file>] [checkpoint=<file.ckpt>] [--debug]")
 KEYS = ("run", "format", "out", "checkpoint")
 
 
@@ -161,25 +168,28 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
     for arg in argv:
         key, sep, value = arg.lstrip("-").partition("=")
         if not sep or key not in KEYS or not value:
-            raise PredictError(f"bad argument {arg!r} (keys: {', '.join(KEYS)})\n{USAGE}")
+            raise ConfigError(f"bad argument {arg!r}: arguments are key=value with keys "
+                              f"{', '.join(KEYS)}; {USAGE}")
         args[key] = value
     for key in ("run", "format"):
         if key not in args:
-            raise PredictError(f"{key}=... is required\n{USAGE}")
+            raise ConfigError(f"{key}=... is required; {USAGE}")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 when the export matches PyTorch, 1 when it does not or on a user mistake that
+    is not an argument (missing run, unwritable out=), 2 on a bad argument."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug_requested(argv)  # removes --debug: tracebacks instead of one-line errors
     if any(a in ("-h", "--help", "help") for a in argv):
         print(__doc__.strip())
         return 0
-    try:
-        args = parse_args(argv)
-        result = export_run(args["run"], args["format"], args.get("out"), args.get("checkpoint"))
-    except PredictError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_code_of(lambda: _export(parse_args(argv)))
+
+
+def _export(args: dict[str, str]) -> int:
+    result = export_run(args["run"], args["format"], args.get("out"), args.get("checkpoint"))
     print(f"exported {result.format} model to {result.path} (metadata: {result.metadata})")
     verdict = "ok" if result.ok else f"FAILED (tolerance {PARITY_TOLERANCE:g})"
     print(f"parity with PyTorch on 3 random inputs: max abs difference "

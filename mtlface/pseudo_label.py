@@ -2,7 +2,7 @@
 
     python -m mtlface.pseudo_label run=<run folder> source_manifest=<manifest.csv or its folder>
         [tasks=[emotion]] [threshold=0.9] [splits=[train]] [output=<path>] [checkpoint=<.ckpt>]
-        [batch_size=256] [num_workers=0] [device=cpu|cuda|auto]
+        [batch_size=256] [num_workers=0] [device=cpu|cuda|auto] [--debug]
 
 For each task (default: every task of the run) and each source of the manifest that has no label
 for it, the run's model (rebuilt from ``<run>/.hydra/config.yaml``, weights from its best
@@ -14,6 +14,10 @@ new manifest (default ``<manifest folder>/<stem>.pseudo-<tasks>.csv``; the sourc
 never overwritten) plus ``<output stem>.summary.json``. Train on it with
 ``~data.manifests.synthetic +data.manifests.pseudo=<new manifest>`` (any manifest path works as
 a ``data.manifests`` entry).
+
+A mistake ends with one ``error:`` line: exit 2 for an option, 1 for anything else (a missing
+run, checkpoint, manifest or GPU, an unwritable output); the options, the device and the
+output are checked before the model is loaded. ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -39,8 +42,13 @@ from mtlface.backbones import InputSpec
 from mtlface.data.dataset import ManifestDataset
 from mtlface.data.manifest import SPLITS, manifest_file, read_manifest, write_manifest
 from mtlface.data.transforms import build_transform
+from mtlface.checkpoint import CHECKPOINT_DIR, best_checkpoint
+from mtlface.errors import ConfigError, check_writable, check_writable_dir
+from mtlface.errors import debug_requested
 from mtlface.labels import LABELS
-from mtlface.checkpoint import CHECKPOINT_DIR, best_checkpoint, load_state_dict
+from mtlface.predict.backends import check_device
+from mtlface.predict.errors import exit_code_of
+from mtlface.predict.runs import read_state_dict
 from mtlface.staged import CheckpointMismatchError
 
 log = logging.getLogger(__name__)
@@ -98,7 +106,8 @@ def load_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None = None
         checkpoint = checkpoint or path
         path = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
     elif not path.is_dir():
-        raise FileNotFoundError(f"no run folder at {path}")
+        raise FileNotFoundError(f"no run folder at {path}: pass the folder of a train.py run "
+                                f"(or one of its checkpoints) with run=")
     config = path / ".hydra" / "config.yaml"
     if not config.is_file():
         raise FileNotFoundError(f"{path} has no .hydra/config.yaml: pass the folder of a "
@@ -106,7 +115,7 @@ def load_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None = None
     model, input_spec = build_model(OmegaConf.load(config))
     ckpt = best_checkpoint(checkpoint or path)
     try:
-        model.load_state_dict(load_state_dict(ckpt))
+        model.load_state_dict(read_state_dict(ckpt))
     except RuntimeError as exc:
         raise CheckpointMismatchError(f"{ckpt} does not fit the model of {config}: "
                                       f"{exc}") from exc
@@ -128,21 +137,21 @@ def check_options(tasks: Sequence[str] | None, threshold: float, splits: Sequenc
     """The options that need no model: checked before one is loaded."""
     unknown = [t for t in tasks or () if t not in LABELS]
     if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; valid: {list(LABELS)}")
+        raise ConfigError(f"unknown task(s) {unknown}; valid: {list(LABELS)}")
     if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
-        raise ValueError(f"splits must be some of {list(SPLITS)}, got {list(splits)}")
+        raise ConfigError(f"splits must be some of {list(SPLITS)}, got {list(splits)}")
 
 
 def _check_tasks(model: torch.nn.Module, tasks: Sequence[str]) -> None:
     if not tasks:
-        raise ValueError("no tasks to pseudo-label")
+        raise ConfigError("no tasks to pseudo-label; name some with tasks=[...]")
     absent = [t for t in tasks if t not in model.tasks]
     if absent:
-        raise ValueError(f"the run has no head for task(s) {absent} (its tasks: "
-                         f"{list(model.tasks)})")
+        raise ConfigError(f"the run has no head for task(s) {absent} (its tasks: "
+                          f"{list(model.tasks)}); pick some of them with tasks=[...]")
 
 
 def pseudo_label(model: torch.nn.Module, input_spec: InputSpec, frame: pd.DataFrame, root: Path,
@@ -201,8 +210,7 @@ def _predict(model: torch.nn.Module, input_spec: InputSpec, rows: pd.DataFrame, 
     probs = {t: np.empty(0, dtype=np.float32) for t in tasks}
     if not len(rows):
         return labels, probs
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(device)
     dataset = ManifestDataset(rows, root, [], input_spec.channels,
                               build_transform(input_spec, train=False), name="pseudo-label")
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
@@ -223,21 +231,45 @@ def default_output(source: Path, tasks: Sequence[str]) -> Path:
     return source.with_name(f"{source.stem}.pseudo-{'-'.join(tasks)}.csv")
 
 
+def output_path(output: str | None, source: Path, tasks: Sequence[str]) -> Path:
+    """Where the new manifest goes: ``output`` (a folder gets the source's file name), else
+    :func:`default_output`."""
+    path = Path(output) if output else default_output(source, tasks)
+    return path / source.name if path.is_dir() or not path.suffix else path
+
+
+def _device(device: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def check_output(output: str | None, source: Path) -> None:
+    """The new manifest can be written and is not the source: checked before the model is
+    loaded. Without ``output`` the default name depends on the run's tasks: its folder (the
+    source's) is checked."""
+    if not output:
+        check_writable_dir(source.parent, "pseudo-labelled manifest", "output=")
+        return
+    path = output_path(output, source, [])
+    if path.resolve() == source.resolve():
+        raise ConfigError(f"output {path} is the source manifest: pseudo-labels go to a new "
+                          f"manifest; pass another output=")
+    check_writable(path, "pseudo-labelled manifest", "output=")
+
+
 def run(cfg: PseudoLabelConfig | DictConfig) -> PseudoLabelSummary:
     """Pseudo-label ``cfg.source_manifest`` with run ``cfg.run``; write the new manifest and
     its summary; return the summary."""
     source = manifest_file(cfg.source_manifest)
     if not source.is_file():
-        raise FileNotFoundError(f"no manifest at {cfg.source_manifest}")
+        raise FileNotFoundError(f"no manifest at {cfg.source_manifest}: pass a manifest.csv "
+                                f"(or its folder) with source_manifest=")
     check_options(cfg.tasks, cfg.threshold, list(cfg.splits))
+    check_device(_device(cfg.device), "device={}")
+    check_output(cfg.output, source)
     model, input_spec, ckpt = load_run(cfg.run, cfg.checkpoint)
     tasks = list(cfg.tasks) if cfg.tasks else list(model.tasks)
     frame = read_manifest(source)
-    output = Path(cfg.output) if cfg.output else default_output(source, tasks)
-    output = output / source.name if output.is_dir() or not output.suffix else output
-    if output.resolve() == source.resolve():
-        raise ValueError(f"output {output} is the source manifest: pseudo-labels go to a new "
-                         f"manifest")
+    output = output_path(cfg.output, source, tasks)
     out, summary = pseudo_label(model, input_spec, frame, source.parent, tasks, cfg.threshold,
                                 list(cfg.splits), cfg.batch_size, cfg.num_workers, cfg.device)
     if output.parent.resolve() != source.parent.resolve():  # paths are relative to the manifest
@@ -275,21 +307,25 @@ def parse_args(argv: Sequence[str]) -> DictConfig:
     cfg = OmegaConf.merge(OmegaConf.structured(PseudoLabelConfig), OmegaConf.from_cli(list(argv)))
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ValueError(f"missing option(s): {', '.join(f'{k}=...' for k in missing)}")
+        raise ConfigError(f"missing option(s): {', '.join(f'{k}=...' for k in missing)}; "
+                          f"see --help")
     return cfg
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug_requested(argv)  # removes --debug
     if {"-h", "--help"} & set(argv):
         print(__doc__)
-        return
+        return 0
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(message)s")
-    try:
+
+    def command() -> int:
         run(parse_args(argv))
-    except (OmegaConfBaseException, ValueError, FileNotFoundError) as exc:
-        sys.exit(f"error: {exc}")
+        return 0
+
+    return exit_code_of(command)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -239,21 +239,23 @@ def test_missing_images_are_counted_in_the_report(trained_run, data_dir, tmp_pat
     assert "genki_like/test: skipped 1 (image file missing)" in result.report
 
 
-def error_of(capsys, *args):
-    code = main(list(args))
+def error_of(capsys, *args, code=2):
+    """The one-line error of evaluating with ``args``; ``code``: 2 for a mistake in the
+    options, 1 for anything else (a missing run or checkpoint)."""
+    assert main(list(args)) == code
     err = capsys.readouterr().err.strip()
-    assert code == 1 and err.count("\n") == 0, err
+    assert err.startswith("error: ") and err.count("\n") == 0, err
     return err
 
 
 def test_bad_input_gives_one_line_errors(trained_run, data_dir, tmp_path, capsys):
-    err = error_of(capsys, f"run={tmp_path / 'nope'}")
+    err = error_of(capsys, f"run={tmp_path / 'nope'}", code=1)
     assert "does not exist" in err and "nope" in err
     untrained = tmp_path / "untrained"
     (untrained / ".hydra").mkdir(parents=True)
     (untrained / ".hydra" / "config.yaml").write_text(
         (trained_run / ".hydra" / "config.yaml").read_text())
-    assert "no checkpoint" in error_of(capsys, f"run={untrained}")
+    assert "no checkpoint" in error_of(capsys, f"run={untrained}", code=1)
     assert "unknown split 'dev'" in error_of(capsys, f"run={trained_run}", "split=dev")
     err = error_of(capsys, f"run={trained_run}", "sources=[nobody]")
     assert "nobody" in err and "utk_like" in err

@@ -120,7 +120,7 @@ def test_export_cli_reports_parity_and_refuses_bad_arguments(run_dir, tmp_path, 
     assert (tmp_path / "x.pt").is_file() and (tmp_path / "x.pt.json").is_file()
     assert export_main([f"run={run_dir}", "format=tflite"]) == 2
     assert "format must be one of onnx, torchscript" in capsys.readouterr().err
-    assert export_main([f"run={tmp_path / 'none'}", "format=onnx"]) == 2
+    assert export_main([f"run={tmp_path / 'none'}", "format=onnx"]) == 1  # not an argument
     assert "does not exist" in capsys.readouterr().err
     assert export_main(["format=onnx"]) == 2
     assert "run=... is required" in capsys.readouterr().err

@@ -22,8 +22,11 @@ from mtlface.data.preprocess.crop import CropSpec
 from mtlface.export import export_run
 from mtlface.predict.backends import OnnxBackend
 from mtlface.predict.cli import main as demo
+from mtlface.predict.draw import caption
+from mtlface.predict.results import decode_batch
 from mtlface.predict.faces import settings_from_config
 from mtlface.predict.runs import best_checkpoint, load_weights, read_state_dict
+from mtlface.tasks import AgeBins, AgeTask
 from mtlface.train import build_model
 
 TASKS = ["age", "gender", "smile", "emotion", "race"]
@@ -54,10 +57,19 @@ def _check_face(face, image_size, task_names):
         assert isinstance(pred, TaskPrediction)
         assert pred.label in pred.probs and list(pred.probs)[pred.index] == pred.label
         assert sum(pred.probs.values()) == pytest.approx(1, abs=1e-4)
-        assert pred.probs[pred.label] == max(pred.probs.values())
+        if name != "age":  # age: the group holding the age in years, not the likeliest one
+            assert pred.probs[pred.label] == max(pred.probs.values())
     age = face["age"]
     assert isinstance(age, AgePrediction)
-    assert 0 <= age.years <= 80 and age.label == f"{age.bin[0]:g}-{age.bin[1]:g}"
+    assert 0 <= age.years <= 80 and age.label == age_group_name(age.bin)
+    low, high = age.bin
+    assert (low is None or low <= age.years) and (high is None or age.years < high)
+
+
+def age_group_name(bounds):
+    """The name of the age group ``[low, high)``, ``None`` at an open end."""
+    low, high = bounds
+    return f"{low:g}+" if high is None else f"<{high:g}" if low is None else f"{low:g}-{high:g}"
 
 
 def test_run_folder_gives_the_best_checkpoint(trained_run):
@@ -94,6 +106,33 @@ def test_predictions_are_the_modules_outputs_decoded(predictor, astronaut, train
     # The detected face and the same crop given directly agree.
     detected = predictor.predict(rgb)[0]
     assert detected["race"].probs == pytest.approx(face["race"].probs, abs=1e-5)
+
+
+def test_open_ended_age_groups_are_named_so():
+    assert AgeBins.uniform(5).names == ["0-16", "16-32", "32-48", "48-64", "64+"]
+    assert AgeBins([1, 9, 17, 81]).names == ["<9", "9-17", "17+"]  # ages under 1 go to bin 0
+    assert AgeBins([0, 18, 30, 45, 65, 100]).names[-2:] == ["45-65", "65+"]
+
+
+def age_prediction(readout, output):
+    task = AgeTask(4, AgeBins.uniform(5), readout=readout)
+    return decode_batch({"age": task}, {"age": torch.tensor([output])})[0]["age"]
+
+
+def test_the_age_group_shown_is_the_one_holding_the_age():
+    # Most probable group 64+ (35%), expected age 44: the old label read "age 44 (64-80)".
+    probs = torch.tensor([0.2, 0.2, 0.1, 0.15, 0.35])
+    age = age_prediction("expected", probs.log().tolist())
+    assert age.years == pytest.approx(44.0, abs=1e-4)
+    assert (age.label, age.index, age.bin) == ("32-48", 2, (32.0, 48.0))
+    assert age.probs["64+"] == pytest.approx(0.35) and age.confidence == pytest.approx(0.1)
+    assert caption("age", age) == "age 44 (32-48)"
+    # An age past the last edge is in the open-ended top group, open in the JSON too.
+    old = age_prediction("regression", [1.5])  # standardised: 40 + 40 * 1.5 = 100 years
+    assert (old.label, old.bin) == ("64+", (64.0, None))
+    assert caption("age", old) == "age 100 (64+)"
+    assert json.loads(json.dumps(FacePrediction((0, 0, 1, 1), 0.9, {"age": old}).to_dict())
+                      )["tasks"]["age"]["bin"] == [64.0, None]
 
 
 def test_predict_faces_runs_one_batch_and_matches_one_by_one(predictor, astronaut):
@@ -225,7 +264,7 @@ def test_demo_annotates_a_photo_and_writes_json(trained_run, astronaut, tmp_path
     assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
     assert list(face["tasks"]) == TASKS
     age = face["tasks"]["age"]
-    assert 0 <= age["years"] <= 80 and age["label"] == f"{age['bin'][0]:g}-{age['bin'][1]:g}"
+    assert 0 <= age["years"] <= 80 and age["label"] == age_group_name(age["bin"])
     assert sum(face["tasks"]["gender"]["probs"].values()) == pytest.approx(1, abs=1e-4)
 
 
@@ -326,6 +365,23 @@ def test_demo_folder_mode_writes_a_csv_and_resumes(trained_run, astronaut, tmp_p
     assert [r["path"] for r in rows].count("sub/c.jpg") == 1 and len(rows) == 5
 
 
+def test_demo_folder_mode_counts_a_broken_link_as_skipped(trained_run, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(photos / "wall.png")
+    (photos / "moved.jpg").symlink_to(tmp_path / "elsewhere" / "moved.jpg")
+    table = tmp_path / "predictions.csv"
+    assert demo(["--run", str(trained_run), "--dir", str(photos), "--csv", str(table),
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert ("2 images: 0 already in the CSV, 1 processed (0 faces, 1 without a face), 1 "
+            "skipped (broken symbolic link, target missing: 1)") in captured.out
+    assert "skipped moved.jpg: broken symbolic link, target missing" in captured.err
+    by_path = {r["path"]: r["status"] for r in csv.DictReader(table.open())}
+    assert by_path == {"moved.jpg": "error: broken symbolic link, target missing",
+                       "wall.png": "no face"}
+
+
 def test_demo_user_mistakes_exit_nonzero_with_a_message(trained_run, astronaut, tmp_path,
                                                        capsys):
     assert demo(["--run", str(tmp_path / "missing"), "-i", str(astronaut)]) == 1
@@ -342,7 +398,7 @@ def test_demo_user_mistakes_exit_nonzero_with_a_message(trained_run, astronaut, 
     assert demo(["--run", str(trained_run), "-v", str(tmp_path / "bad.mp4"), "-o",
                  str(tmp_path / "v.mp4")]) == 1
     assert "cannot open it" in capsys.readouterr().err
-    assert demo(["--run", str(trained_run), "-i", str(astronaut), "--device", "gpu9"]) == 1
+    assert demo(["--run", str(trained_run), "-i", str(astronaut), "--device", "gpu9"]) == 2
     assert "--device gpu9: not a device" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
         demo(["--dir", str(tmp_path)])  # without --csv

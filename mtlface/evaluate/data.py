@@ -21,6 +21,7 @@ from mtlface.data.datamodule import MultiSourceDataModule
 from mtlface.data.dataset import ManifestDataset
 from mtlface.data.manifest import SPLITS
 from mtlface.data.transforms import build_transform
+from mtlface.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,13 @@ class EvalDataModule(MultiSourceDataModule):
         self.prepare_data()
         self.setup()
         datasets = self.datasets[self.split]
-        if not datasets:
-            raise ValueError(f"nothing to evaluate: no {self.split} row of source(s) "
-                             f"{', '.join(self.found)} is labelled for any of the run's tasks "
-                             f"{self.tasks}")
+        if not datasets:  # the data chosen does not fit the run: an option to change
+            raise ConfigError(f"nothing to evaluate: no {self.split} row of source(s) "
+                              f"{', '.join(self.found)} is labelled for any of the run's tasks "
+                              f"{self.tasks}; pick other data, split or sources")
         if not any(len(d) for d in datasets.values()):
-            raise ValueError(f"nothing to evaluate: every image of the {self.split} rows is "
-                             f"missing (sources {', '.join(datasets)}); re-run preprocessing")
+            raise UserError(f"nothing to evaluate: every image of the {self.split} rows is "
+                            f"missing (sources {', '.join(datasets)}); re-run preprocessing")
         return datasets
 
 
@@ -132,6 +133,6 @@ def eval_datamodule(cfg: DictConfig, tasks: Sequence[str], input_spec: InputSpec
                            input_spec=input_spec, split=split, extra=list(extra), **kwargs)
     except InstantiationException as exc:  # the cause is the message a user needs
         cause = exc.__cause__
-        if isinstance(cause, ValueError | FileNotFoundError):
+        if isinstance(cause, ValueError | OSError | UserError):  # keeps its exit code
             raise cause from None
         raise ValueError(f"bad data config: {cause or exc}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -16,12 +17,14 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mtlface.checkpoint import CHECKPOINT_DIR
 from mtlface.data.manifest import SPLITS
+from mtlface.errors import ConfigError, check_writable_dir
 from mtlface.evaluate.data import data_config, eval_datamodule
 from mtlface.evaluate.groups import group_gaps, group_table
 from mtlface.evaluate.metrics import compute_metrics
 from mtlface.evaluate.plots import save_plots
 from mtlface.evaluate.predictions import GROUP_ATTRIBUTES, TaskInfo, collect_predictions
 from mtlface.evaluate.report import render
+from mtlface.predict.backends import check_device
 from mtlface.predict.runs import best_checkpoint, build_trained_model, load_config
 
 log = logging.getLogger(__name__)
@@ -64,13 +67,23 @@ class EvalResult:
 def check_options(cfg: EvalConfig | DictConfig) -> None:
     """The options that need no model: checked before one is loaded."""
     if cfg.split not in SPLITS:
-        raise ValueError(f"unknown split {cfg.split!r}; valid: {', '.join(SPLITS)}")
-    if cfg.device not in ("cpu", "cuda", "auto") and not str(cfg.device).startswith("cuda:"):
-        raise ValueError(f"device must be cpu, cuda[:N] or auto, got {cfg.device!r}")
+        raise ConfigError(f"unknown split {cfg.split!r}; valid: {', '.join(SPLITS)}")
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", str(cfg.device)):
+        raise ConfigError(f"device must be cpu, cuda[:N] or auto, got {cfg.device!r}")
     small = {k: cfg[k] for k in ("ece_bins", "min_group", "batch_size") if cfg[k] < 1}
     if small or cfg.num_workers < 0:
-        raise ValueError(f"ece_bins, min_group, batch_size must be >= 1 and num_workers >= 0, "
-                         f"got {small or {'num_workers': cfg.num_workers}}")
+        raise ConfigError(f"ece_bins, min_group, batch_size must be >= 1 and num_workers >= 0, "
+                          f"got {small or {'num_workers': cfg.num_workers}}")
+    check_device(_device(cfg.device), "device={}")
+
+
+def check_output(cfg: EvalConfig | DictConfig, run_dir: Path) -> None:
+    """The output folder (``out=``, else the run's ``eval/``) can be written: checked before
+    the model is loaded, not after the forward pass."""
+    if cfg.out:
+        check_writable_dir(cfg.out, "evaluation output", "out=")
+    else:
+        check_writable_dir(run_dir / EVAL_DIR, "evaluation output", "out=")
 
 
 def resolve_run(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -109,6 +122,7 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
     """Everything ``python -m mtlface.evaluate`` does; files in the returned folder."""
     check_options(cfg)
     run_dir, ckpt = resolve_run(cfg.run)
+    check_output(cfg, run_dir)
     run_cfg = load_config(run_dir)
     device = _device(cfg.device)
     model, input_spec = build_trained_model(run_cfg, ckpt, device)

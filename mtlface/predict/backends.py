@@ -12,7 +12,29 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from mtlface.errors import ConfigError
 from mtlface.predict.errors import PredictError, RunFolderError
+
+
+def check_device(device: str, option: str = "device={}") -> torch.device:
+    """``device`` parsed, or a one-line error when it is not a device (exit 2) or not on this
+    machine (exit 1); ``option`` is how the user set it, e.g. ``"--device {}"``. Checked
+    before a model is loaded: torch would fail later, with a traceback."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"{option.format(device)}: not a device; use cpu, cuda or "
+                          f"cuda:N") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise PredictError(f"{option.format(device)}: no CUDA device on this machine; "
+                               f"use {option.format('cpu')}")
+        if parsed.index is not None and parsed.index >= count:
+            raise PredictError(f"{option.format(device)}: this machine has {count} CUDA "
+                               f"device(s); use {option.format('cuda:0')} or "
+                               f"{option.format('cpu')}")
+    return parsed
 
 
 class Backend(Protocol):

@@ -2,13 +2,15 @@
 appended (and flushed) as soon as it is done, and a re-run skips the images the CSV lists.
 
 One row per face (``status`` ok), or one row per image without a face (``no face``) or that
-cannot be read (``error: <reason>``), so every image is accounted for and none is retried."""
+cannot be read (``error: <reason>``, also printed on stderr; a broken symbolic link is one),
+so every image is accounted for and none is retried."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,10 +52,19 @@ def columns(predictor: Predictor) -> list[str]:
     return cols
 
 
+BROKEN_LINK = "broken symbolic link, target missing"
+
+
 def find_images(folder: Path, exclude: Iterable[Path] = ()) -> list[Path]:
-    excluded = {p.resolve() for p in exclude}
+    """Image files under ``folder``, and links to them whose target is missing: those are
+    listed too, so that they are counted as skipped rather than silently left out."""
+    excluded = {os.path.realpath(p) for p in exclude}  # realpath: no error on a link loop
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                  and p.is_file() and p.resolve() not in excluded)
+                  and (p.is_file() or is_broken_link(p)) and os.path.realpath(p) not in excluded)
+
+
+def is_broken_link(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 def predict_folder(predictor: Predictor, folder: str | os.PathLike, csv_path: str | os.PathLike,
@@ -86,10 +97,11 @@ def predict_folder(predictor: Predictor, folder: str | os.PathLike, csv_path: st
 
 def _rows(predictor: Predictor, path: Path, name: str, summary: BatchSummary) -> list[dict]:
     try:
-        faces = predictor.predict(path)
+        faces = _predict(predictor, path)
     except PredictError as exc:
         reason = str(exc).removeprefix(f"{path}: ")
         summary.skipped[reason] += 1
+        _log_skipped(name, reason)
         return [{"path": name, "status": f"error: {reason}"}]
     summary.processed += 1
     if not faces:
@@ -97,6 +109,18 @@ def _rows(predictor: Predictor, path: Path, name: str, summary: BatchSummary) ->
         return [{"path": name, "status": "no face"}]
     summary.faces += len(faces)
     return [_face_row(name, i, face) for i, face in enumerate(faces)]
+
+
+def _predict(predictor: Predictor, path: Path) -> list[FacePrediction]:
+    if is_broken_link(path):  # the reader would call it a missing file: say why it is missing
+        raise PredictError(BROKEN_LINK)
+    return predictor.predict(path)
+
+
+def _log_skipped(name: str, reason: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"skipped {name}: {reason}", file=sys.stderr)  # keeps a progress bar whole
 
 
 def _face_row(name: str, index: int, face: FacePrediction) -> dict:

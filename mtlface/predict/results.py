@@ -10,14 +10,14 @@ from dataclasses import asdict, dataclass
 
 from torch import Tensor
 
-from mtlface.tasks import AgeTask, ClassificationTask, Task
+from mtlface.tasks import AgeBins, AgeTask, ClassificationTask, Task
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels
 
 
 @dataclass(frozen=True)
 class TaskPrediction:
-    """``label``: the class name (for age: the bin, e.g. ``"16-32"``); ``index``: its class
+    """``label``: the class name (for age: the group, e.g. ``"16-32"``); ``index``: its class
     index; ``probs``: class name -> probability (empty when the head gives none)."""
 
     label: str
@@ -31,10 +31,13 @@ class TaskPrediction:
 
 @dataclass(frozen=True)
 class AgePrediction(TaskPrediction):
-    """Also the age in years (the task's read-out) and the predicted bin as ``[low, high)``."""
+    """Also the age in years (the task's read-out, the age a user is told). ``label``,
+    ``index`` and ``bin`` (``[low, high)``, ``None`` at an open end: ``64+``) are the age
+    group that holds ``years``, so "age 43 (32-48)" never names a group the age is not in;
+    ``probs`` still gives every group's probability."""
 
     years: float
-    bin: tuple[float, float]
+    bin: tuple[float | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -67,16 +70,26 @@ def decode_batch(tasks: Mapping[str, Task],
 def _decode_task(task: Task, pred: Tensor) -> list[TaskPrediction]:
     out = task.decode(pred)
     if isinstance(task, AgeTask):
-        names, edges = task.bins.names, task.bins.edges
-        probs = out.get("probs")
-        return [AgePrediction(label=names[b], index=b, probs=_probs(names, probs, i),
-                              years=float(out["years"][i]), bin=(edges[b], edges[b + 1]))
-                for i, b in enumerate(out["bin"].tolist())]
+        bins, names, probs = task.bins, task.bins.names, out.get("probs")
+        # Not out["bin"]: with the expected-age read-out the most probable group can be one the
+        # expected age is not in (age 43, group 64+).
+        groups = bins.bucketize(out["years"]).tolist()
+        return [AgePrediction(label=names[g], index=g, probs=_probs(names, probs, i),
+                              years=float(out["years"][i]), bin=_bounds(bins, g))
+                for i, g in enumerate(groups)]
     if isinstance(task, ClassificationTask):
         names = task.class_names
         return [TaskPrediction(label=names[c], index=c, probs=_probs(names, out["probs"], i))
                 for i, c in enumerate(out["label"].tolist())]
     raise TypeError(f"no decoding for task type {type(task).__name__}")
+
+
+def _bounds(bins: AgeBins, group: int) -> tuple[float | None, float | None]:
+    """``[low, high)`` of an age group, ``None`` where it is open, as its name says
+    (:attr:`AgeBins.names`: the last group, and the first when its low edge is above 0)."""
+    low = None if group == 0 and bins.edges[0] > 0 else bins.edges[group]
+    high = None if group == bins.num_bins - 1 else bins.edges[group + 1]
+    return low, high
 
 
 def _probs(names, probs: Tensor | None, i: int) -> dict[str, float]:

@@ -18,25 +18,39 @@ from mtlface.predict.errors import RunFolderError
 
 CONFIG = Path(".hydra") / "config.yaml"
 CHECKPOINTS = checkpoint.CHECKPOINT_DIR
+RESULTS = "results.json"  # train.RESULTS_NAME (train imports Lightning: not imported here)
+RUNS_ROOT = Path("outputs") / "runs"
 IGNORED_PREFIXES = ("weighting.",)  # training-only state (learnt loss weights)
 
 
-def newest_run(root: str | os.PathLike = "outputs/runs") -> Path:
-    """The most recent run under ``root`` that has a config and a checkpoint."""
+def newest_run(root: str | os.PathLike = RUNS_ROOT) -> Path:
+    """The most recent finished run under ``root`` (see :func:`is_finished`): a one-step
+    ``debug=fast`` run or one still training is newer but has no model worth showing."""
     root = Path(root)
-    runs = [p for p in root.glob("*") if (p / CONFIG).is_file() and
-            any((p / CHECKPOINTS).glob("*.ckpt"))] if root.is_dir() else []
-    if not runs:
-        raise RunFolderError(f"no trained run under {root}/ (a folder with {CONFIG} and "
-                             f"{CHECKPOINTS}/*.ckpt): train one with `python train.py`, or "
-                             f"name one with --run")
-    return max(runs, key=lambda p: ((p / CONFIG).stat().st_mtime, p.name))
+    runs = [p for p in root.glob("*") if (p / CONFIG).is_file()] if root.is_dir() else []
+    finished = [p for p in runs if is_finished(p)]
+    if not finished:
+        unfinished = f" ({len(runs)} unfinished)" if runs else ""
+        raise RunFolderError(f"no finished run under {root}/{unfinished}: a finished run has "
+                             f"{CONFIG}, a best checkpoint in {CHECKPOINTS}/ and "
+                             f"{RESULTS}; train one with `python train.py`, or pass a run "
+                             f"folder with --run")
+    return max(finished, key=lambda p: ((p / CONFIG).stat().st_mtime, p.name))
+
+
+def is_finished(run_dir: str | os.PathLike) -> bool:
+    """True for a run that trained to the end: its config, a checkpoint ModelCheckpoint kept
+    (not only ``last.ckpt``) and ``results.json``, which ``train.py`` writes last."""
+    run_dir = Path(run_dir)
+    kept = [p for p in (run_dir / CHECKPOINTS).glob("*.ckpt") if p.name != checkpoint.LAST]
+    return (run_dir / CONFIG).is_file() and (run_dir / RESULTS).is_file() and bool(kept)
 
 
 def load_config(run_dir: str | os.PathLike) -> DictConfig:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunFolderError(f"run folder {run_dir} does not exist")
+        raise RunFolderError(f"run folder {run_dir} does not exist: pass the folder of a "
+                             f"train.py run ({RUNS_ROOT}/<date>_<time>)")
     path = run_dir / CONFIG
     if not path.is_file():
         raise RunFolderError(f"{run_dir} is not a training run folder: {CONFIG} is missing "
@@ -58,11 +72,20 @@ def best_checkpoint(run_dir: str | os.PathLike) -> Path:
 def read_state_dict(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise RunFolderError(f"checkpoint {path} does not exist")
+        raise RunFolderError(f"checkpoint {path} does not exist: pass an existing .ckpt file")
     try:
         return load_state_dict(path)
-    except ValueError as exc:  # not a plain checkpoint: say so in the Predictor's terms
-        raise RunFolderError(str(exc).splitlines()[0][:300]) from None
+    except ValueError as exc:  # truncated, not a checkpoint, or pickled objects
+        reason = _first_sentence(exc.__cause__ or exc)
+        raise RunFolderError(f"cannot load checkpoint {path} with torch.load(weights_only=True) "
+                             f"({reason}): the file is damaged or not a model checkpoint; pass "
+                             f"another .ckpt, or train again") from None
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """torch's load errors run to paragraphs of advice about pickles: their first sentence."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text.split(". ")[0].rstrip(".")[:200]
 
 
 def load_weights(model: nn.Module, state: dict, source: str | os.PathLike) -> None:

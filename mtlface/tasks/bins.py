@@ -52,7 +52,15 @@ class AgeBins:
 
     @property
     def names(self) -> list[str]:
-        return [f"{a:g}-{b:g}" for a, b in zip(self.edges, self.edges[1:])]
+        """``16-32`` per bin, but open-ended where the bin is: the last bin also holds every
+        age from the last edge up (``64+``), and the first every age below its edge, which
+        exists when that edge is above 0 (``<16``)."""
+        edges = self.edges
+        names = [f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:])]
+        names[-1] = f"{edges[-2]:g}+"
+        if edges[0] > 0:
+            names[0] = f"<{edges[1]:g}"
+        return names
 
     def bucketize(self, years: Tensor) -> Tensor:
         inner = torch.tensor(self.edges[1:-1], dtype=years.dtype, device=years.device)
