@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mtlface.config import register_resolvers, unknown_group_choices
+from mtlface.config import launcher_problems, register_resolvers, unknown_group_choices
 from mtlface.errors import debug_requested
 
 
@@ -22,4 +22,7 @@ if __name__ == "__main__":
     if errors := unknown_group_choices(sys.argv[1:]):
         print("error: " + "; ".join(errors), file=sys.stderr)
         sys.exit(2)
+    if errors := launcher_problems(sys.argv[1:]):
+        print("error: " + "; ".join(errors), file=sys.stderr)
+        sys.exit(1)
     main()

@@ -116,3 +116,15 @@ def group_listing(*excluded: str, conf_dir: Path = CONF_DIR) -> str:
 def register_resolvers() -> None:
     """``${mtlface.groups:excluded,...}``: the group listing of an entry script's --help."""
     OmegaConf.register_new_resolver("mtlface.groups", group_listing, replace=True)
+
+
+def launcher_problems(overrides: Sequence[str]) -> list[str]:
+    """A cluster launcher picked on a machine that cannot submit to it: said before Hydra's
+    launcher fails inside submitit with a traceback."""
+    import shutil
+
+    if any(o.split("=", 1) == ["hydra/launcher", "slurm"] for o in overrides) and \
+            shutil.which("sbatch") is None:
+        return ["hydra/launcher=slurm needs SLURM's sbatch, which is not on this machine's "
+                "PATH: run the sweep on a cluster login node, or use hydra/launcher=local"]
+    return []

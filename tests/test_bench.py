@@ -20,6 +20,8 @@ from mtlface.data.transforms import build_transform
 
 from conftest import ROOT, TINY_SOURCES
 
+pytestmark = pytest.mark.integration  # subprocess-heavy: .ci/run's second tier
+
 # (part, measured) of every row the cheap parts give in --quick, in order.
 CHEAP_PARTS = "overhead,preprocess,inference,scaling,weighting"
 EXPECTED = [

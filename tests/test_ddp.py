@@ -21,6 +21,8 @@ from mtlface.data.synthetic import SyntheticFaces
 from mtlface.module import merge_source_batches
 from mtlface.train import build_model
 
+pytestmark = pytest.mark.integration  # subprocess-heavy: .ci/run's second tier
+
 TASKS = ["age", "gender", "race"]
 SPLITS = {"train": 64, "val": 33, "test": 33}  # odd eval splits: a padded sampler would repeat one
 

@@ -10,6 +10,8 @@ from nbclient import NotebookClient
 from conftest import ROOT
 from test_sweeps import run_tiny_sweep
 
+pytestmark = pytest.mark.integration  # subprocess-heavy: .ci/run's second tier
+
 NOTEBOOKS = ROOT / "notebooks"
 
 

@@ -86,6 +86,7 @@ def _epoch_rows(run_dir: Path) -> pd.DataFrame:
     return rows.groupby("epoch")[keys].first()
 
 
+@pytest.mark.integration
 def test_a_run_resumed_after_a_crash_ends_as_the_uninterrupted_run(data_dir, tmp_path,
                                                                    monkeypatch):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"

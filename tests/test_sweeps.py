@@ -24,6 +24,8 @@ from mtlface.analysis import (
 )
 from mtlface.analysis.__main__ import main as analysis_cli
 
+pytestmark = pytest.mark.integration  # subprocess-heavy: .ci/run's second tier
+
 # A real multirun that logs curves: age_bins.num_bins=1 fails at model build (both seeds),
 # num_bins=3 trains twice (seeds 1, 2) for 2 epochs of 2 batches.
 TINY_SWEEP = (*TINY_SOURCES, *SMALL_BKNET, "tasks=[age,gender]", "trainer.max_epochs=2",

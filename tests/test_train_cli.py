@@ -26,6 +26,7 @@ def train_py(args, tmp_path: Path, data_dir: Path, timeout=600):
                           text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.integration
 def test_a_multirun_works_as_typed_and_writes_its_summary(data_dir, tmp_path):
     proc = train_py(["-m", "age_bins.num_bins=3,5", "debug=fast", *TINY_SOURCES], tmp_path,
                     data_dir)
@@ -37,6 +38,7 @@ def test_a_multirun_works_as_typed_and_writes_its_summary(data_dir, tmp_path):
     assert not list(sweep.rglob("*.ckpt"))  # debug=fast saves no checkpoint
 
 
+@pytest.mark.integration
 def test_debug_fast_leaves_nothing_behind(data_dir, tmp_path):
     proc = train_py(["debug=fast", "tasks=[age,gender]", *TINY_SOURCES], tmp_path, data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -63,6 +65,7 @@ MISTAKES = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the gpu case needs a machine without one")
 @pytest.mark.parametrize("name", list(MISTAKES))
 def test_a_user_mistake_ends_with_one_error_line(data_dir, tmp_path, name):
@@ -76,12 +79,14 @@ def test_a_user_mistake_ends_with_one_error_line(data_dir, tmp_path, name):
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [last]
 
 
+@pytest.mark.integration
 def test_debug_flag_shows_the_traceback(data_dir, tmp_path):
     proc = train_py(["trainer.max_epochs=abc", "--debug"], tmp_path, data_dir)
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "ConfigError" in proc.stderr
 
 
+@pytest.mark.integration
 def test_resume_from_a_damaged_checkpoint_is_one_line(data_dir, tmp_path):
     run_dir = tmp_path / "run"
     proc = train_py([f"hydra.run.dir={run_dir}", "trainer.max_epochs=1",

@@ -19,7 +19,7 @@ from mtlface.errors import CONFIG_EXIT, DEBUG_ENV, ConfigError, check_writable
 from mtlface.predict.backends import check_device
 from mtlface.predict.errors import PredictError, exit_code_of
 from mtlface.predict.predictor import BACKENDS, Predictor
-from mtlface.predict.runs import RUNS_ROOT, newest_run
+from mtlface.predict.runs import newest_run, runs_root
 from mtlface.predict import video
 
 EXAMPLES = """examples:
@@ -183,7 +183,7 @@ def _run_dir(args: argparse.Namespace) -> Path:
     if args.run:
         return Path(args.run)
     run_dir = newest_run()
-    print(f"using run {run_dir} (newest finished run under {RUNS_ROOT})", file=sys.stderr)
+    print(f"using run {run_dir} (newest finished run under {runs_root()})", file=sys.stderr)
     return run_dir
 
 

@@ -19,14 +19,20 @@ from mtlface.predict.errors import RunFolderError
 CONFIG = Path(".hydra") / "config.yaml"
 CHECKPOINTS = checkpoint.CHECKPOINT_DIR
 RESULTS = "results.json"  # train.RESULTS_NAME (train imports Lightning: not imported here)
-RUNS_ROOT = Path("outputs") / "runs"
+RUNS_ROOT = Path("outputs") / "runs"  # under paths.log_dir's default
+
+
+def runs_root() -> Path:
+    """Where train.py puts runs: ``$MTLFACE_LOG_DIR/runs``, by default ``outputs/runs`` in the
+    working directory (conf/paths/default.yaml)."""
+    return Path(os.environ.get("MTLFACE_LOG_DIR", "outputs")) / "runs"
 IGNORED_PREFIXES = ("weighting.",)  # training-only state (learnt loss weights)
 
 
-def newest_run(root: str | os.PathLike = RUNS_ROOT) -> Path:
+def newest_run(root: str | os.PathLike | None = None) -> Path:
     """The most recent finished run under ``root`` (see :func:`is_finished`): a one-step
     ``debug=fast`` run or one still training is newer but has no model worth showing."""
-    root = Path(root)
+    root = Path(root) if root is not None else runs_root()
     runs = [p for p in root.glob("*") if (p / CONFIG).is_file()] if root.is_dir() else []
     finished = [p for p in runs if is_finished(p)]
     if not finished:
