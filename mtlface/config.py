@@ -113,9 +113,21 @@ def group_listing(*excluded: str, conf_dir: Path = CONF_DIR) -> str:
     return "\n".join(f"{g}: {', '.join(group_options(g, conf_dir))}" for g in groups)
 
 
+def optuna_direction(mode: str) -> str:
+    """``objective.mode`` (max or min, as ModelCheckpoint takes it) as Optuna's direction."""
+    from mtlface.errors import ConfigError
+
+    directions = {"max": "maximize", "min": "minimize"}
+    if mode not in directions:
+        raise ConfigError(f"objective.mode={mode}: pass objective.mode=max or objective.mode=min")
+    return directions[mode]
+
+
 def register_resolvers() -> None:
-    """``${mtlface.groups:excluded,...}``: the group listing of an entry script's --help."""
+    """The resolvers train.py's config uses: ``${mtlface.groups:excluded,...}`` (the group
+    listing of --help) and ``${mtlface.direction:<max|min>}`` (the Optuna direction)."""
     OmegaConf.register_new_resolver("mtlface.groups", group_listing, replace=True)
+    OmegaConf.register_new_resolver("mtlface.direction", optuna_direction, replace=True)
 
 
 def launcher_problems(overrides: Sequence[str]) -> list[str]:

@@ -40,7 +40,7 @@ def hydra_job(cfg: DictConfig) -> float | None:
     job records its failure in ``failed.json`` and returns None so the sweep goes on."""
     try:
         _check_overrides(cfg)
-        value = objective(run(cfg), cfg.objective)
+        value = objective(run(cfg), cfg.objective.metric)
     except Exception as error:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(report(error))  # re-raises a bug, with its traceback

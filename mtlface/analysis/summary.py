@@ -101,8 +101,12 @@ def sweep_info(sweep_dir: Path, runs: pd.DataFrame) -> SweepInfo:
     info = SweepInfo()
     first = Path(runs["path"].iloc[0]) / OVERRIDES.parent
     if (first / "config.yaml").is_file():
-        info.objective = (yaml.safe_load((first / "config.yaml").read_text()) or {}).get(
-            "objective", info.objective)
+        objective = (yaml.safe_load((first / "config.yaml").read_text()) or {}).get("objective")
+        if isinstance(objective, dict):  # {metric, mode}
+            info.objective = objective.get("metric", info.objective)
+            info.direction = {"min": "minimize"}.get(objective.get("mode"), "maximize")
+        elif isinstance(objective, str):  # a bare metric name: higher is better
+            info.objective = objective
     if (sweep_dir / OPTUNA_RESULTS).is_file():
         info.optuna = yaml.safe_load((sweep_dir / OPTUNA_RESULTS).read_text())
         hydra_cfg = yaml.safe_load((first / "hydra.yaml").read_text()) if (
