@@ -1,13 +1,22 @@
 """Shortened evaluation is honest: val/test batches interleave the sources, so a prefix of the
-eval order (``debug=fast``, ``trainer.limit_val_batches``) still evaluates every source."""
+eval order (``debug=fast``, ``trainer.limit_val_batches``) still evaluates every source, and a
+task that a stage still never evaluated is warned about and recorded in results.json."""
+
+import json
+import logging
 
 import numpy as np
 import pytest
+import yaml
 
+from conftest import SMALL_BKNET, TINY_SOURCES, compose_train
+from mtlface.analysis import load_runs
 from mtlface.backbones import InputSpec
 from mtlface.data.datamodule import MultiSourceDataModule, interleaved_order
 from mtlface.data.synthetic import SyntheticFaces
+from mtlface.train import run
 
+TASKS = ["age", "gender", "smile", "emotion", "race"]
 # One task per source, so a batch's labels tell which sources it holds.
 VAL_SIZES = {"a_like": ("age", 3), "b_like": ("gender", 3), "c_like": ("smile", 6),
              "d_like": ("emotion", 6)}
@@ -70,3 +79,71 @@ def test_ddp_ranks_share_the_interleaved_order_without_repeats(four_source_modul
         first_batches += mine[:loader.batch_size]
     assert sorted(taken) == list(range(total))
     assert sorted(first_batches) == sorted(order[:world * dm.eval_batch_size])
+
+
+def _ran(tmp_path, *overrides, caplog):
+    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, *overrides], output_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="mtlface.module"):
+        results = run(cfg)
+    assert json.loads((tmp_path / "results.json").read_text()) == pytest.approx(results)
+    return results
+
+
+def _unseen_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if "saw no labelled sample" in r.getMessage()]
+
+
+def test_fast_debug_run_validates_and_tests_every_task(data_dir, tmp_path, caplog):
+    """debug=fast evaluates one batch of 8: interleaved, it holds two faces of each source."""
+    results = _ran(tmp_path, "debug=fast", caplog=caplog)
+    for stage in ("val", "test"):
+        for task in TASKS:
+            assert f"{stage}/{task}/loss" in results, (stage, task)
+    assert not [k for k in results if k.endswith("/labelled")]
+    assert not _unseen_warnings(caplog)
+
+
+def test_a_task_validation_never_reached_is_warned_once_and_recorded(data_dir, tmp_path, caplog):
+    """Validation cut to one sample (genki_like's, of the three sources these tasks use) never
+    sees an age label: one warning over two epochs and the final validation, saying what to
+    raise; results.json records val/age/labelled = 0, which a run table can carry. The test
+    split is evaluated in full: nothing to report there."""
+    results = _ran(tmp_path, "tasks=[age,smile]", "trainer.max_epochs=2",
+                   "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+                   "data.eval_batch_size=1", "logger=csv", caplog=caplog)
+    assert _unseen_warnings(caplog) == [
+        "val saw no labelled sample of task(s) age: val/score and val metrics leave them out; "
+        "raise trainer.limit_val_batches (now 1)"]
+    assert results["val/age/labelled"] == 0 and "val/age/acc" not in results
+    assert "val/smile/acc" in results and "test/age/acc" in results
+    assert [k for k in results if k.endswith("/labelled")] == ["val/age/labelled"]
+
+    (tmp_path / ".hydra").mkdir(exist_ok=True)
+    (tmp_path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["tasks=[age,smile]"]))
+    row = load_runs(tmp_path).iloc[0]
+    assert row["status"] == "ok" and row["val/age/labelled"] == 0
+
+
+def test_fast_debug_run_too_small_for_a_task_says_what_to_raise(data_dir, tmp_path, caplog):
+    """An eval batch of one holds genki_like's first face: age is neither validated nor tested,
+    and each stage warns once."""
+    results = _ran(tmp_path, "debug=fast", "tasks=[age,smile]", "data.eval_batch_size=1",
+                   caplog=caplog)
+    assert results["val/age/labelled"] == results["test/age/labelled"] == 0
+    unseen = _unseen_warnings(caplog)
+    assert [w.split(" ")[0] for w in unseen] == ["val", "test"]
+    assert all("evaluates 1 batch(es): raise data.eval_batch_size" in w for w in unseen)
+
+
+def test_a_split_without_labels_for_a_task_is_reported_as_such(data_dir, tmp_path, caplog):
+    """Full validation, but the val splits of both age sources dropped: the warning points at
+    the data, not at the limits."""
+    results = _ran(tmp_path, "tasks=[age,smile]", "trainer.max_epochs=1",
+                   "trainer.limit_train_batches=1", "test=false", "logger=csv",
+                   "+data.split_map={imdb_like:{val:null},utk_like:{val:null}}", caplog=caplog)
+    assert results["val/age/labelled"] == 0 and "val/smile/acc" in results
+    assert _unseen_warnings(caplog) == [
+        "val saw no labelled sample of task(s) age: val/score and val metrics leave them out; "
+        "the val splits of the selected sources hold no label for them (see data.sources, "
+        "data.split_map)"]
