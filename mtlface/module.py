@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,8 +16,11 @@ from mtlface.errors import ConfigError
 from mtlface.tasks import Task
 from mtlface.weighting import FixedWeighting, LossWeighting
 
+log = logging.getLogger(__name__)
+
 Batch = dict[str, Any]  # {"image": Tensor[B,C,H,W], "targets": {task: Tensor[B]}}
 STAGES = ("train", "val", "test")
+EVAL_STAGES = ("val", "test")
 SCHEDULER_KEYS = {"interval", "frequency", "monitor", "strict"}
 
 # Epoch values here come from torchmetrics, which has already reduced them over the processes
@@ -61,7 +65,11 @@ class MTLFaceModule(pl.LightningModule):
     everywhere), a task is skipped at epoch end only when no process saw a label for it (so
     every rank enters the same collectives), and a batch without labels for a task still puts
     that task's head (and the weighting's parameters) in the graph, so DDP sees every
-    parameter used."""
+    parameter used.
+
+    A val or test epoch that saw no labelled sample of a task (evaluation cut short, or a split
+    without labels for it) leaves that task out of ``<stage>/score``: that is warned once per
+    stage, and :attr:`unseen_tasks` holds, per stage, the tasks its last epoch missed."""
 
     def __init__(
         self,
@@ -105,6 +113,8 @@ class MTLFaceModule(pl.LightningModule):
         self.val_losses = nn.ModuleDict({n: _mean() for n in tasks})
         self.test_losses = nn.ModuleDict({n: _mean() for n in tasks})
         self._labelled = {stage: dict.fromkeys(tasks, 0) for stage in STAGES}
+        self.unseen_tasks: dict[str, list[str]] = {}  # eval stage -> tasks its last epoch missed
+        self._warned_unseen: set[str] = set()  # stages already warned about
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         features = self.backbone(images)
@@ -203,6 +213,8 @@ class MTLFaceModule(pl.LightningModule):
                               device=self.device)
         if self._distributed:  # the same decision to skip a task on every process
             counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        if stage in EVAL_STAGES and not self.trainer.sanity_checking:  # a sanity check is short
+            self._note_unseen(stage, [n for n, c in zip(self.tasks, counts.tolist()) if not c])
         scores = []
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_NO_UPDATE)
@@ -216,6 +228,35 @@ class MTLFaceModule(pl.LightningModule):
                 self._labelled[stage][name] = 0
         if scores:
             self.log(f"{stage}/score", torch.stack(scores).mean(), prog_bar=stage == "val")
+
+    def _note_unseen(self, stage: str, unseen: list[str]) -> None:
+        self.unseen_tasks[stage] = unseen
+        if not unseen or stage in self._warned_unseen:
+            return
+        self._warned_unseen.add(stage)
+        if self.trainer.is_global_zero:  # the counts are reduced: every rank knows the same
+            log.warning("%s saw no labelled sample of task(s) %s: %s/score and %s metrics leave "
+                        "them out; %s", stage, ", ".join(unseen), stage, stage,
+                        self._unseen_advice(stage))
+
+    def _unseen_advice(self, stage: str) -> str:
+        """What gets the unseen tasks evaluated: a longer evaluation where it was cut short,
+        else labels in the split."""
+        if self.trainer.fast_dev_run:
+            return (f"debug=fast (trainer.fast_dev_run) evaluates {int(self.trainer.fast_dev_run)}"
+                    f" batch(es): raise data.eval_batch_size or use debug=limit")
+        limit = getattr(self.trainer, f"limit_{stage}_batches")
+        if not (isinstance(limit, float) and limit == 1.0):  # an int counts batches: 1 is one
+            return f"raise trainer.limit_{stage}_batches (now {limit})"
+        return (f"the {stage} splits of the selected sources hold no label for them (see "
+                f"data.sources, data.split_map)")
+
+    def unseen_task_results(self) -> dict[str, float]:
+        """``{"<stage>/<task>/labelled": 0.0}`` for each task in :attr:`unseen_tasks`: numeric
+        ``results.json`` keys, so run tables and sweep summaries show which runs did not
+        evaluate a task (and stay free of them where every task was evaluated)."""
+        return {f"{stage}/{task}/labelled": 0.0
+                for stage, tasks in self.unseen_tasks.items() for task in tasks}
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")

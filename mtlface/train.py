@@ -159,6 +159,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test", True):
         results |= _plain(trainer.test(model, datamodule=datamodule, ckpt_path=best,
                                        verbose=False)[0])
+    # "<stage>/<task>/labelled": 0 for a task that stage never evaluated (a run table shows it)
+    results = _plain(results | model.unseen_task_results())
     if trainer.is_global_zero:  # under DDP every process holds the same (reduced) results
         (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
         log.info("results written to %s", output_dir / RESULTS_NAME)

@@ -61,8 +61,8 @@ def test_no_resize_means_straight_resize_for_both_stages():
     assert train.shape == val.shape == (1, 48, 48) and torch.equal(train, val)
 
 
-# Age + gender only: debug=fast evaluates one batch, the first rows of the concatenated
-# sources, and with these tasks those rows are labelled for both (imdb_like, utk_like).
+# Age + gender, the tasks these readouts and heads serve: debug=fast evaluates one batch,
+# interleaved over the two sources that label them (imdb_like, utk_like), so both are evaluated.
 @pytest.mark.parametrize("overrides", [
     ["backbone=lmtcnn"],
     ["backbone=levi_hassner", "head=linear"],

@@ -17,7 +17,7 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import CombinedLoader
 from scipy.optimize import nnls
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Subset
 
 from mtlface.backbones import InputSpec
 from mtlface.data.dataset import ManifestDataset, SampleKey
@@ -86,6 +86,16 @@ class EpochSampler(DistributedSampler):
         return map(SampleKey, order[mine].tolist(), seeds[mine].tolist())
 
 
+def interleaved_order(sizes: Sequence[int]) -> list[int]:
+    """Indices into the concatenation of sources of ``sizes``, ordered so that every prefix
+    holds each source in proportion to its size: the k-th of a source's n samples sits at
+    (k + 0.5) / n, all sources merged by that key (ties in source order). Shortened
+    evaluation (``limit_val_batches``, ``debug=fast``) then still sees every source."""
+    keys = np.concatenate([(np.arange(n) + 0.5) / n for n in sizes])
+    sources = np.repeat(np.arange(len(sizes)), sizes)
+    return np.lexsort((sources, keys)).tolist()  # the last key sorts first
+
+
 class MultiSourceDataModule(pl.LightningDataModule):
     """Sources come from one or more manifests, each named in ``manifests`` (a provider such as
     the synthetic generator, or a path); one manifest may hold several sources.
@@ -93,8 +103,9 @@ class MultiSourceDataModule(pl.LightningDataModule):
     Training interleaves the sources with ``CombinedLoader(mode="max_size_cycle")``: every
     step draws from every source, each source's part of the batch set by ``shares`` (default:
     equal), and an epoch lasts until the longest source is exhausted. Validation and test
-    concatenate the sources' splits. Rows labelled for none of the active ``tasks`` are not
-    used (counted and logged); a source left empty is left out.
+    concatenate the sources' splits in :func:`interleaved_order`, so any first batches hold
+    every source in proportion to its size. Rows labelled for none of the active ``tasks``
+    are not used (counted and logged); a source left empty is left out.
 
     The loaders bring their own samplers, which Lightning leaves in place: training draws
     through :class:`EpochSampler` (order and augmentation a function of ``seed`` and the
@@ -299,9 +310,9 @@ class MultiSourceDataModule(pl.LightningDataModule):
         if not parts:
             log.warning("no %s data for tasks %s: %s is skipped", split, self.tasks, split)
             return []
-        dataset = ConcatDataset(parts)
+        dataset = Subset(ConcatDataset(parts), interleaved_order([len(p) for p in parts]))
         replicas = self._replicas()
-        sampler = None  # in order
+        sampler = None  # in interleaved order
         if replicas["num_replicas"] > 1:
             if len(dataset) < replicas["num_replicas"]:  # DDP needs >= 1 batch per process
                 raise ValueError(f"the {split} split has {len(dataset)} samples for "
