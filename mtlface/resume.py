@@ -58,7 +58,7 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig
 
     The config is the run's saved ``.hydra/config.yaml``, so ``python train.py resume=<run>``
     alone continues any run, whatever overrides started it; its outputs go into that folder.
-    This session's ``overrides`` may change only :data:`RESUME_MAY_CHANGE` (e.g.
+    The resuming command's ``overrides`` may change only :data:`RESUME_MAY_CHANGE` (e.g.
     ``trainer.max_epochs=10`` to train on): any other one that gives a key another value than
     the run's stops with the keys named (restating a value the run had is fine)."""
     run_dir = Path(cfg.resume).expanduser().absolute()

@@ -1,4 +1,4 @@
-"""Experiment recipes (conf/experiment): each composes, sets what its seed system used, cites a
+"""Experiment recipes (conf/experiment): each composes, sets what its reference implementation used, cites a
 published number, and runs a debug=fast step. The seeds' real data mixes run on tiny caches made
 by preprocess.py from fixtures in the datasets' real on-disk formats."""
 
