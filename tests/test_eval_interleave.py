@@ -82,7 +82,9 @@ def test_ddp_ranks_share_the_interleaved_order_without_repeats(four_source_modul
 
 
 def _ran(tmp_path, *overrides, caplog):
-    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, *overrides], output_dir=tmp_path)
+    # keep_output: debug=fast would remove the folder, and the file is what is checked here
+    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, *overrides, "keep_output=true"],
+                        output_dir=tmp_path)
     with caplog.at_level(logging.WARNING, logger="mtlface.module"):
         results = run(cfg)
     assert json.loads((tmp_path / "results.json").read_text()) == pytest.approx(results)
