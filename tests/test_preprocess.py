@@ -24,7 +24,7 @@ import fixtures_real as fx
 from conftest import CONF_DIR, ROOT
 from mtlface.data.manifest import read_manifest
 from mtlface.data.readers import read_source
-from mtlface.data.preprocess import CropSpec, Shard, run
+from mtlface.data.preprocess import CropSpec, PassThrough, Shard, run
 from mtlface.data.preprocess import stage as stage_module
 from mtlface.data.preprocess.cli import build_stage
 
@@ -58,6 +58,24 @@ def write_csv_source(folder: Path, images: dict[str, object]) -> Path:
 
 def all_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
+
+
+class SlowPassThrough(PassThrough):
+    """``detector=none`` taking a set time per image, so a run can be killed part way."""
+
+    def __init__(self, box_columns=None, seconds_per_image: float = 0.01) -> None:
+        super().__init__(box_columns)
+        self.seconds_per_image = seconds_per_image
+
+    def detect(self, images, rows):
+        time.sleep(self.seconds_per_image * len(images))
+        return super().detect(images, rows)
+
+
+def recorded_ids(cache: Path) -> set[str]:
+    """Ids of the results saved in progress files under ``cache``."""
+    frames = [pd.read_csv(f, dtype=str) for f in cache.rglob("part-*.csv")]
+    return set(pd.concat(frames)["id"]) if frames else set()
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +293,38 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     assert summary["cropped"] == 300 and summary["done_before"] > 0
     assert len(pd.read_csv(folder / "manifest.csv")) == 300
     assert not [p for p in all_files(folder) if p.suffix in (".part", ".tmp")]
+
+
+def test_kill_9_loses_only_seconds_of_work(tmp_path):
+    """Progress is saved by time, not only every flush_every (512) results: a kill -9 part way
+    through 240 images leaves most of the work recorded; the re-run does only the rest and
+    makes the manifest an uninterrupted run makes."""
+    rng = np.random.default_rng(0)
+    images = {f"{i:03d}.png": rng.integers(0, 256, (24, 24, 3), np.uint8) for i in range(240)}
+    csv = write_csv_source(tmp_path / "raw", images)
+    args = ("source=csv", f"source.root={csv}", "detector=none", "crop.size=16", "batch_size=8")
+    slow = (f"detector._target_={__name__}.SlowPassThrough", "+detector.seconds_per_image=0.01",
+            "flush_seconds=0.2")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    proc = _script(tmp_path, *args, *slow, start_new_session=True, env=env)
+    cache = tmp_path / "cache"
+    deadline = time.time() + 20
+    while time.time() < deadline and len(recorded_ids(cache)) < 40:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    done = recorded_ids(cache)
+    assert 40 <= len(done) < 240 and not list(cache.rglob("manifest.csv"))
+
+    again = _script(tmp_path, *args, *slow, env=env)
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, out[-3000:]
+    folder = next((cache / "csv").iterdir())
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["done_before"] == len(done) and summary["processed"] == 240 - len(done)
+
+    whole = Path(preprocess(tmp_path / "whole", *args).folder)
+    resumed, uninterrupted = (read_manifest(f).sort_values("id").reset_index(drop=True)
+                              for f in (folder, whole))
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
+    assert all((folder / p).read_bytes() == (whole / p).read_bytes() for p in resumed["path"])

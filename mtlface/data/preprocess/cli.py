@@ -23,7 +23,8 @@ def build_stage(cfg: DictConfig) -> PreprocessStage:
         instantiate(source), instantiate(detector), crop, folder, settings,
         shard=Shard.parse(cfg.get("shard")), num_workers=cfg.num_workers,
         batch_size=cfg.batch_size, device=cfg.device, limit=cfg.get("limit"),
-        flush_every=cfg.flush_every, progress=cfg.progress)
+        flush_every=cfg.flush_every, flush_seconds=cfg.flush_seconds,
+        progress=cfg.progress)
 
 
 def merge(layout: CacheLayout) -> Summary:

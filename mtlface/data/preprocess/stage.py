@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
 import shutil
@@ -137,7 +138,9 @@ class PreprocessStage:
     """One source, one detector, one crop setting, one shard.
 
     ``limit`` stops after that many new images (a partial run: resumable, not published).
-    ``flush_every``: results per progress file (what a kill -9 can lose, at most).
+    Progress is written after ``flush_every`` results or ``flush_seconds`` (None: no time
+    limit), whichever comes first: at most that much work is lost to a kill -9, besides the
+    chunks the workers hold.
     """
 
     def __init__(
@@ -153,11 +156,14 @@ class PreprocessStage:
         device: str = "cpu",
         limit: int | None = None,
         flush_every: int = 512,
+        flush_seconds: float | None = 10.0,
         progress: bool = True,
     ) -> None:
         if batch_size < 1 or num_workers < 0 or flush_every < 1:
             raise ValueError(f"need batch_size >= 1, num_workers >= 0, flush_every >= 1; got "
                              f"{batch_size}, {num_workers}, {flush_every}")
+        if flush_seconds is not None and flush_seconds < 0:
+            raise ValueError(f"need flush_seconds >= 0 or None, got {flush_seconds}")
         self.reader = reader
         self.detector = detector
         self.crop = crop
@@ -169,6 +175,7 @@ class PreprocessStage:
         self.device = device
         self.limit = limit
         self.flush_every = flush_every
+        self.flush_seconds = math.inf if flush_seconds is None else flush_seconds
         self.progress = progress
 
     def run(self) -> Summary:
@@ -230,14 +237,16 @@ class PreprocessStage:
         bar = tqdm(total=len(records), unit="img", desc=f"{self.reader.source} {self.shard.tag}",
                    disable=not self.progress or not records, smoothing=0.05)
         stream = self._map(chunks, args)
+        flushed_at = time.monotonic()
         try:
             for results in stream:
                 buffer += results
                 new += results
                 bar.update(len(results))
-                if len(buffer) >= self.flush_every:
+                if (len(buffer) >= self.flush_every
+                        or time.monotonic() - flushed_at >= self.flush_seconds):
                     write_part(self.layout, self.shard, buffer)
-                    buffer = []
+                    buffer, flushed_at = [], time.monotonic()
         finally:  # on Ctrl-C or an error too: what came back is recorded, the rest redone later
             stream.close()  # stops the workers now
             write_part(self.layout, self.shard, buffer)
