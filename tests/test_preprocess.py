@@ -222,6 +222,48 @@ def test_an_interrupted_run_resumes_and_leaves_no_temp_files(tmp_path, monkeypat
     assert len(list((folder / "crops").rglob("*.jpg"))) == 40
 
 
+@pytest.fixture
+def umask(request):
+    """Run the test under ``request.param`` as the umask."""
+    before = os.umask(request.param)
+    yield request.param
+    os.umask(before)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002], indirect=True)
+def test_cache_files_get_the_mode_the_umask_gives_like_its_folders(tmp_path, umask):
+    root = fx.write_ckplus(tmp_path / "raw")
+    args = ("source=ckplus", f"source.root={root}", "detector=none", "crop.size=16")
+    for shard in ("shard=0/2", "shard=1/2"):
+        preprocess(tmp_path, *args, shard)
+    folder = Path(preprocess(tmp_path, *args).folder)
+    (folder / "manifest.csv").unlink()
+    preprocess(tmp_path, *args, "merge=true")  # the merged manifest too
+    entries = list((tmp_path / "cache").rglob("*"))
+    assert {oct(p.stat().st_mode & 0o777) for p in entries if p.is_file()} == {
+        oct(0o666 & ~umask)}
+    assert {oct(p.stat().st_mode & 0o777) for p in entries if p.is_dir()} == {
+        oct(0o777 & ~umask)}
+
+
+def empty_folders(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_dir() and not any(p.iterdir())]
+
+
+def test_no_temp_folder_or_empty_folder_is_left(tmp_path):
+    root = fx.write_utkface(tmp_path / "raw")
+    args = (f"source.root={root}", "detector=none", "crop.size=16", "batch_size=4")
+    cache = tmp_path / "cache"
+    folder = Path(preprocess(tmp_path, *args, "limit=10").folder)  # a partial run
+    assert not list(cache.rglob("tmp")) and not empty_folders(cache)
+    (folder / "tmp" / "999999999").mkdir(parents=True)  # left by a killed process (no pid)
+    preprocess(tmp_path, *args)
+    assert not list(cache.rglob("tmp")) and not empty_folders(cache)
+    (folder / "manifest.csv").unlink()
+    preprocess(tmp_path, *args, "merge=true")
+    assert not list(cache.rglob("tmp")) and not empty_folders(cache)
+
+
 def test_shards_split_the_work_and_merge_into_one_manifest(tmp_path):
     root = fx.write_ckplus(tmp_path / "raw")
     args = ("source=ckplus", f"source.root={root}", "detector=none", "crop.size=16")
@@ -322,6 +364,7 @@ def test_kill_9_loses_only_seconds_of_work(tmp_path):
     folder = next((cache / "csv").iterdir())
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["done_before"] == len(done) and summary["processed"] == 240 - len(done)
+    assert not (folder / "tmp").exists()  # the killed processes' temp folders are gone too
 
     whole = Path(preprocess(tmp_path / "whole", *args).folder)
     resumed, uninterrupted = (read_manifest(f).sort_values("id").reset_index(drop=True)

@@ -7,7 +7,7 @@ import logging
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mtlface.data.preprocess.cache import CacheLayout, Shard, merge_shards
+from mtlface.data.preprocess.cache import CacheLayout, Shard, merge_shards, remove_temps
 from mtlface.data.preprocess.crop import CropSpec
 from mtlface.data.preprocess.provider import cache_folder, plain
 from mtlface.data.preprocess.stage import PreprocessStage, Summary, log_skips
@@ -33,7 +33,10 @@ def merge(layout: CacheLayout) -> Summary:
     if len(counts) != 1:
         raise FileNotFoundError(f"merge: expected shards of one count under {layout.folder}/"
                                 f"shards, found counts {sorted(counts) or 'none'}")
-    merge_shards(layout, counts.pop())
+    try:
+        merge_shards(layout, counts.pop())
+    finally:
+        remove_temps(layout)
     return Summary.load(layout.summary)
 
 

@@ -13,7 +13,6 @@ import logging
 import math
 import multiprocessing
 import os
-import shutil
 import signal
 import sys
 import time
@@ -29,8 +28,8 @@ from tqdm import tqdm
 from mtlface.data.manifest import MANIFEST_NAME, write_manifest
 from mtlface.data.preprocess.cache import (
     PART_COLUMNS, SUMMARY_NAME, CacheLayout, Shard, atomic_write_bytes, atomic_write_json,
-    image_id,
-    merge_shards, read_parts, remove_stale_temps, shard_complete, write_part,
+    image_id, merge_shards, read_parts, remove_stale_temps, remove_temps, shard_complete, share,
+    write_part,
 )
 from mtlface.data.preprocess.crop import CropSpec, crop_face
 from mtlface.data.preprocess.detectors import Detector, Skipped
@@ -198,17 +197,16 @@ class PreprocessStage:
             todo = todo.iloc[: self.limit]
         try:
             new = self._process(todo)
+            results = pd.concat([before, new], ignore_index=True) if len(new) else before
+            summary = self._summary(table, results, len(before), len(new),
+                                    time.perf_counter() - start)
+            if summary.complete:
+                self._publish(table, results, summary)
+            else:
+                log.info("%s: %d of %d images done; run again to resume", summary.source,
+                         len(results), len(table))
         finally:
-            remove_stale_temps(layout)  # our finished workers' (empty) temp folders
-            shutil.rmtree(layout.tmp(), ignore_errors=True)
-        results = pd.concat([before, new], ignore_index=True) if len(new) else before
-        summary = self._summary(table, results, len(before), len(new),
-                                time.perf_counter() - start)
-        if summary.complete:
-            self._publish(table, results, summary)
-        else:
-            log.info("%s: %d of %d images done; run again to resume", summary.source,
-                     len(results), len(table))
+            remove_temps(layout)
         return summary
 
     def _table(self) -> pd.DataFrame:
@@ -297,13 +295,11 @@ class PreprocessStage:
         rows = table.drop(columns=["path"]).merge(ok, on="id", how="inner")
         rows = rows.rename(columns={"crop": "path"})
         shard_dir = self.layout.shard_dir(self.shard)
-        write_manifest(rows, shard_dir / MANIFEST_NAME)
+        share(write_manifest(rows, shard_dir / MANIFEST_NAME))
         atomic_write_json(shard_dir / SUMMARY_NAME, asdict(summary), self.layout.tmp())
-        shutil.rmtree(self.layout.tmp(), ignore_errors=True)
         if all(shard_complete(self.layout, Shard(i, self.shard.count))
                for i in range(self.shard.count)):
             merge_shards(self.layout, self.shard.count)
-            shutil.rmtree(self.layout.tmp(), ignore_errors=True)
 
 
 def log_skips(summary: Summary, logger: logging.Logger = log) -> None:
