@@ -311,6 +311,35 @@ def test_preprocess_script_runs_and_prints_a_summary(tmp_path):
     assert len(list((tmp_path / "cache" / "genki4k").glob("*/manifest.csv"))) == 1
 
 
+def _run_script(tmp_path: Path, *overrides: str, **env: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "preprocess.py", f"cache_dir={tmp_path / 'cache'}",
+           f"hydra.run.dir={tmp_path / 'run'}", "detector=none", *overrides]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("overrides, code, says", [
+    (["source=genki4k"], 1, "GENKI-4K: folder not found: "),  # a missing dataset
+    (["batch_size=abc"], 2, "batch_size=abc is not a whole number >= 1"),
+    (["num_workers=-1"], 2, "num_workers=-1 is not a whole number >= 0"),
+    (["batsh_size=3"], 2, "Could not override 'batsh_size'"),  # found by Hydra, not the job
+])
+def test_a_mistake_ends_with_one_error_line(tmp_path, overrides, code, says):
+    done = _run_script(tmp_path, f"source.root={tmp_path / 'missing'}", *overrides)
+    assert done.returncode == code, done.stderr
+    assert done.stderr.startswith(f"error: {says}") and done.stderr.count("\n") == 1, \
+        done.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("flags, env", [(["--debug"], {}), ([], {"HYDRA_FULL_ERROR": "1"})])
+def test_debug_shows_the_traceback(tmp_path, flags, env):
+    done = _run_script(tmp_path, "source=genki4k", f"source.root={tmp_path / 'missing'}",
+                       *flags, **env)
+    assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr
+    assert "GENKI-4K: folder not found" in done.stderr
+
+
 @pytest.mark.slow
 def test_kill_9_mid_run_then_resume(tmp_path):
     """A real kill -9 of the script while workers write crops, then a re-run completes."""

@@ -35,6 +35,7 @@ from mtlface.data.preprocess.crop import CropSpec, crop_face
 from mtlface.data.preprocess.detectors import Detector, Skipped
 from mtlface.data.preprocess.images import ImageError, Loader, load_rgb
 from mtlface.data.readers.base import DatasetReader
+from mtlface.errors import UserError
 
 log = logging.getLogger(__name__)
 EXAMPLES = 5  # example paths kept per skip reason in the summary
@@ -177,9 +178,13 @@ class PreprocessStage:
         self.flush_seconds = math.inf if flush_seconds is None else flush_seconds
         self.progress = progress
 
+    def finished(self) -> bool:
+        """The cache (or this shard of it) is complete: ``run`` only reads its summary."""
+        return self.layout.manifest.is_file() or shard_complete(self.layout, self.shard)
+
     def run(self) -> Summary:
         layout = self.layout
-        if layout.manifest.is_file() or shard_complete(layout, self.shard):
+        if self.finished():
             done = layout.summary if layout.manifest.is_file() else \
                 layout.shard_dir(self.shard) / SUMMARY_NAME
             summary = Summary.load(done)
@@ -212,7 +217,7 @@ class PreprocessStage:
     def _table(self) -> pd.DataFrame:
         """The reader's rows of this shard, with an ``id`` per image (from its path relative to
         the dataset root, so the same image has the same id on every machine)."""
-        table = self.reader.read()
+        table = self._read()
         base = self.reader.root.parent if self.reader.root.is_file() else self.reader.root
         table["orig_path"] = [os.path.relpath(p, base) for p in table["path"]]
         table["id"] = table["orig_path"].map(image_id)
@@ -223,6 +228,14 @@ class PreprocessStage:
             table.attrs["skipped"] = {**table.attrs.get("skipped", {}),
                                       "image path repeated (row dropped)": int(dup.sum())}
         return table[~dup & self.shard.selects(table["id"])].reset_index(drop=True)
+
+    def _read(self) -> pd.DataFrame:
+        try:
+            return self.reader.read()
+        except FileNotFoundError as exc:  # the reader says what to download and unpack where
+            # from None: the reader's own error would be reported without the hint
+            raise UserError(f"{exc}; point source.root at it (or MTLFACE_RAW_DIR at the folder "
+                            f"holding every dataset)") from None
 
     def _process(self, todo: pd.DataFrame) -> pd.DataFrame:
         columns = [c for c in ("id", "path", *self.detector.columns) if c in todo]
