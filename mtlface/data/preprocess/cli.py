@@ -74,8 +74,9 @@ def check_options(cfg: DictConfig) -> None:
 
 def _shown(value: Any) -> str:
     """``value`` as typed on the command line."""
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else \
-        str(value)
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @reports_errors  # here, not around Hydra's main: Hydra would catch the error first
