@@ -24,7 +24,7 @@ import fixtures_real as fx
 from conftest import CONF_DIR, ROOT
 from mtlface.data.manifest import read_manifest
 from mtlface.data.readers import read_source
-from mtlface.data.preprocess import CropSpec, Shard, run
+from mtlface.data.preprocess import CropSpec, PassThrough, Shard, run
 from mtlface.data.preprocess import stage as stage_module
 from mtlface.data.preprocess.cli import build_stage
 
@@ -58,6 +58,24 @@ def write_csv_source(folder: Path, images: dict[str, object]) -> Path:
 
 def all_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
+
+
+class SlowPassThrough(PassThrough):
+    """``detector=none`` taking a set time per image, so a run can be killed part way."""
+
+    def __init__(self, box_columns=None, seconds_per_image: float = 0.01) -> None:
+        super().__init__(box_columns)
+        self.seconds_per_image = seconds_per_image
+
+    def detect(self, images, rows):
+        time.sleep(self.seconds_per_image * len(images))
+        return super().detect(images, rows)
+
+
+def recorded_ids(cache: Path) -> set[str]:
+    """Ids of the results saved in progress files under ``cache``."""
+    frames = [pd.read_csv(f, dtype=str) for f in cache.rglob("part-*.csv")]
+    return set(pd.concat(frames)["id"]) if frames else set()
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +222,48 @@ def test_an_interrupted_run_resumes_and_leaves_no_temp_files(tmp_path, monkeypat
     assert len(list((folder / "crops").rglob("*.jpg"))) == 40
 
 
+@pytest.fixture
+def umask(request):
+    """Run the test under ``request.param`` as the umask."""
+    before = os.umask(request.param)
+    yield request.param
+    os.umask(before)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002], indirect=True)
+def test_cache_files_get_the_mode_the_umask_gives_like_its_folders(tmp_path, umask):
+    root = fx.write_ckplus(tmp_path / "raw")
+    args = ("source=ckplus", f"source.root={root}", "detector=none", "crop.size=16")
+    for shard in ("shard=0/2", "shard=1/2"):
+        preprocess(tmp_path, *args, shard)
+    folder = Path(preprocess(tmp_path, *args).folder)
+    (folder / "manifest.csv").unlink()
+    preprocess(tmp_path, *args, "merge=true")  # the merged manifest too
+    entries = list((tmp_path / "cache").rglob("*"))
+    assert {oct(p.stat().st_mode & 0o777) for p in entries if p.is_file()} == {
+        oct(0o666 & ~umask)}
+    assert {oct(p.stat().st_mode & 0o777) for p in entries if p.is_dir()} == {
+        oct(0o777 & ~umask)}
+
+
+def empty_folders(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_dir() and not any(p.iterdir())]
+
+
+def test_no_temp_folder_or_empty_folder_is_left(tmp_path):
+    root = fx.write_utkface(tmp_path / "raw")
+    args = (f"source.root={root}", "detector=none", "crop.size=16", "batch_size=4")
+    cache = tmp_path / "cache"
+    folder = Path(preprocess(tmp_path, *args, "limit=10").folder)  # a partial run
+    assert not list(cache.rglob("tmp")) and not empty_folders(cache)
+    (folder / "tmp" / "999999999").mkdir(parents=True)  # left by a killed process (no pid)
+    preprocess(tmp_path, *args)
+    assert not list(cache.rglob("tmp")) and not empty_folders(cache)
+    (folder / "manifest.csv").unlink()
+    preprocess(tmp_path, *args, "merge=true")
+    assert not list(cache.rglob("tmp")) and not empty_folders(cache)
+
+
 def test_shards_split_the_work_and_merge_into_one_manifest(tmp_path):
     root = fx.write_ckplus(tmp_path / "raw")
     args = ("source=ckplus", f"source.root={root}", "detector=none", "crop.size=16")
@@ -251,6 +311,35 @@ def test_preprocess_script_runs_and_prints_a_summary(tmp_path):
     assert len(list((tmp_path / "cache" / "genki4k").glob("*/manifest.csv"))) == 1
 
 
+def _run_script(tmp_path: Path, *overrides: str, **env: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "preprocess.py", f"cache_dir={tmp_path / 'cache'}",
+           f"hydra.run.dir={tmp_path / 'run'}", "detector=none", *overrides]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("overrides, code, says", [
+    (["source=genki4k"], 1, "GENKI-4K: folder not found: "),  # a missing dataset
+    (["batch_size=abc"], 2, "batch_size=abc is not a whole number >= 1"),
+    (["num_workers=-1"], 2, "num_workers=-1 is not a whole number >= 0"),
+    (["batsh_size=3"], 2, "Could not override 'batsh_size'"),  # found by Hydra, not the job
+])
+def test_a_mistake_ends_with_one_error_line(tmp_path, overrides, code, says):
+    done = _run_script(tmp_path, f"source.root={tmp_path / 'missing'}", *overrides)
+    assert done.returncode == code, done.stderr
+    assert done.stderr.startswith(f"error: {says}") and done.stderr.count("\n") == 1, \
+        done.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("flags, env", [(["--debug"], {}), ([], {"HYDRA_FULL_ERROR": "1"})])
+def test_debug_shows_the_traceback(tmp_path, flags, env):
+    done = _run_script(tmp_path, "source=genki4k", f"source.root={tmp_path / 'missing'}",
+                       *flags, **env)
+    assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr
+    assert "GENKI-4K: folder not found" in done.stderr
+
+
 @pytest.mark.slow
 def test_kill_9_mid_run_then_resume(tmp_path):
     """A real kill -9 of the script while workers write crops, then a re-run completes."""
@@ -275,3 +364,39 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     assert summary["cropped"] == 300 and summary["done_before"] > 0
     assert len(pd.read_csv(folder / "manifest.csv")) == 300
     assert not [p for p in all_files(folder) if p.suffix in (".part", ".tmp")]
+
+
+def test_kill_9_loses_only_seconds_of_work(tmp_path):
+    """Progress is saved by time, not only every flush_every (512) results: a kill -9 part way
+    through 240 images leaves most of the work recorded; the re-run does only the rest and
+    makes the manifest an uninterrupted run makes."""
+    rng = np.random.default_rng(0)
+    images = {f"{i:03d}.png": rng.integers(0, 256, (24, 24, 3), np.uint8) for i in range(240)}
+    csv = write_csv_source(tmp_path / "raw", images)
+    args = ("source=csv", f"source.root={csv}", "detector=none", "crop.size=16", "batch_size=8")
+    slow = (f"detector._target_={__name__}.SlowPassThrough", "+detector.seconds_per_image=0.01",
+            "flush_seconds=0.2")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    proc = _script(tmp_path, *args, *slow, start_new_session=True, env=env)
+    cache = tmp_path / "cache"
+    deadline = time.time() + 20
+    while time.time() < deadline and len(recorded_ids(cache)) < 40:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    done = recorded_ids(cache)
+    assert 40 <= len(done) < 240 and not list(cache.rglob("manifest.csv"))
+
+    again = _script(tmp_path, *args, *slow, env=env)
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, out[-3000:]
+    folder = next((cache / "csv").iterdir())
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["done_before"] == len(done) and summary["processed"] == 240 - len(done)
+    assert not (folder / "tmp").exists()  # the killed processes' temp folders are gone too
+
+    whole = Path(preprocess(tmp_path / "whole", *args).folder)
+    resumed, uninterrupted = (read_manifest(f).sort_values("id").reset_index(drop=True)
+                              for f in (folder, whole))
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
+    assert all((folder / p).read_bytes() == (whole / p).read_bytes() for p in resumed["path"])

@@ -9,11 +9,15 @@ included), the detector settings and the crop settings, so any change makes a ne
     shards/<i>-of-<N>/parts/  progress: one CSV per flushed batch of results (resume reads them)
     shards/<i>-of-<N>/manifest.csv, summary.json    a finished shard
     manifest.csv, summary.json                      every shard finished and merged
-    tmp/<pid>/                temp files of a running process (stale ones are removed)
+    tmp/<pid>/                temp files of a running process (stale ones are removed,
+                              and tmp/ itself once empty)
+
+Files get the mode ``open()`` would give them (0o666 less the umask), like the folders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -108,12 +112,28 @@ class CacheLayout:
         return self.folder / "tmp" / str(os.getpid() if pid is None else pid)
 
 
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the umask. Reading the umask means
+    setting it; 0o077 meanwhile keeps a file another thread makes private, not open."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def share(path: Path) -> Path:
+    """Give ``path`` the mode of a file made with ``open()``: temp files are made 0600, which
+    would hide a cache from the users its folders let in."""
+    os.chmod(path, file_mode())
+    return path
+
+
 def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path) -> None:
     """Write into ``tmp_dir`` (same file system), then rename: a reader or a killed writer
     never sees half a file."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600: see share()
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -159,6 +179,15 @@ def remove_stale_temps(layout: CacheLayout) -> int:
     return removed
 
 
+def remove_temps(layout: CacheLayout) -> None:
+    """At the end of a run: this process's temp folder, those of finished or killed workers,
+    and ``tmp/`` itself once empty (a running process's temp folder keeps it)."""
+    remove_stale_temps(layout)
+    shutil.rmtree(layout.tmp(), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (layout.folder / "tmp").rmdir()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)  # signal 0 only checks that the process exists
@@ -184,7 +213,7 @@ def merge_shards(layout: CacheLayout, count: int) -> Path:
                                 f"(run them with shard=i/{count}, or copy their shards/ folders "
                                 f"here)")
     frames = [read_manifest(layout.shard_dir(s)) for s in shards]
-    write_manifest(pd.concat(frames, ignore_index=True), layout.manifest)
+    share(write_manifest(pd.concat(frames, ignore_index=True), layout.manifest))
     summaries = [json.loads((layout.shard_dir(s) / SUMMARY_NAME).read_text()) for s in shards]
     atomic_write_json(layout.summary, merge_summaries(summaries), layout.tmp())
     return layout.manifest

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
-import shutil
 import signal
 import sys
 import time
@@ -28,13 +28,14 @@ from tqdm import tqdm
 from mtlface.data.manifest import MANIFEST_NAME, write_manifest
 from mtlface.data.preprocess.cache import (
     PART_COLUMNS, SUMMARY_NAME, CacheLayout, Shard, atomic_write_bytes, atomic_write_json,
-    image_id,
-    merge_shards, read_parts, remove_stale_temps, shard_complete, write_part,
+    image_id, merge_shards, read_parts, remove_stale_temps, remove_temps, shard_complete, share,
+    write_part,
 )
 from mtlface.data.preprocess.crop import CropSpec, crop_face
 from mtlface.data.preprocess.detectors import Detector, Skipped
 from mtlface.data.preprocess.images import ImageError, Loader, load_rgb
 from mtlface.data.readers.base import DatasetReader
+from mtlface.errors import UserError
 
 log = logging.getLogger(__name__)
 EXAMPLES = 5  # example paths kept per skip reason in the summary
@@ -137,7 +138,9 @@ class PreprocessStage:
     """One source, one detector, one crop setting, one shard.
 
     ``limit`` stops after that many new images (a partial run: resumable, not published).
-    ``flush_every``: results per progress file (what a kill -9 can lose, at most).
+    Progress is written after ``flush_every`` results or ``flush_seconds`` (None: no time
+    limit), whichever comes first: at most that much work is lost to a kill -9, besides the
+    chunks the workers hold.
     """
 
     def __init__(
@@ -153,11 +156,14 @@ class PreprocessStage:
         device: str = "cpu",
         limit: int | None = None,
         flush_every: int = 512,
+        flush_seconds: float | None = 10.0,
         progress: bool = True,
     ) -> None:
         if batch_size < 1 or num_workers < 0 or flush_every < 1:
             raise ValueError(f"need batch_size >= 1, num_workers >= 0, flush_every >= 1; got "
                              f"{batch_size}, {num_workers}, {flush_every}")
+        if flush_seconds is not None and flush_seconds < 0:
+            raise ValueError(f"need flush_seconds >= 0 or None, got {flush_seconds}")
         self.reader = reader
         self.detector = detector
         self.crop = crop
@@ -169,11 +175,16 @@ class PreprocessStage:
         self.device = device
         self.limit = limit
         self.flush_every = flush_every
+        self.flush_seconds = math.inf if flush_seconds is None else flush_seconds
         self.progress = progress
+
+    def finished(self) -> bool:
+        """The cache (or this shard of it) is complete: ``run`` only reads its summary."""
+        return self.layout.manifest.is_file() or shard_complete(self.layout, self.shard)
 
     def run(self) -> Summary:
         layout = self.layout
-        if layout.manifest.is_file() or shard_complete(layout, self.shard):
+        if self.finished():
             done = layout.summary if layout.manifest.is_file() else \
                 layout.shard_dir(self.shard) / SUMMARY_NAME
             summary = Summary.load(done)
@@ -191,23 +202,22 @@ class PreprocessStage:
             todo = todo.iloc[: self.limit]
         try:
             new = self._process(todo)
+            results = pd.concat([before, new], ignore_index=True) if len(new) else before
+            summary = self._summary(table, results, len(before), len(new),
+                                    time.perf_counter() - start)
+            if summary.complete:
+                self._publish(table, results, summary)
+            else:
+                log.info("%s: %d of %d images done; run again to resume", summary.source,
+                         len(results), len(table))
         finally:
-            remove_stale_temps(layout)  # our finished workers' (empty) temp folders
-            shutil.rmtree(layout.tmp(), ignore_errors=True)
-        results = pd.concat([before, new], ignore_index=True) if len(new) else before
-        summary = self._summary(table, results, len(before), len(new),
-                                time.perf_counter() - start)
-        if summary.complete:
-            self._publish(table, results, summary)
-        else:
-            log.info("%s: %d of %d images done; run again to resume", summary.source,
-                     len(results), len(table))
+            remove_temps(layout)
         return summary
 
     def _table(self) -> pd.DataFrame:
         """The reader's rows of this shard, with an ``id`` per image (from its path relative to
         the dataset root, so the same image has the same id on every machine)."""
-        table = self.reader.read()
+        table = self._read()
         base = self.reader.root.parent if self.reader.root.is_file() else self.reader.root
         table["orig_path"] = [os.path.relpath(p, base) for p in table["path"]]
         table["id"] = table["orig_path"].map(image_id)
@@ -218,6 +228,14 @@ class PreprocessStage:
             table.attrs["skipped"] = {**table.attrs.get("skipped", {}),
                                       "image path repeated (row dropped)": int(dup.sum())}
         return table[~dup & self.shard.selects(table["id"])].reset_index(drop=True)
+
+    def _read(self) -> pd.DataFrame:
+        try:
+            return self.reader.read()
+        except FileNotFoundError as exc:  # the reader says what to download and unpack where
+            # from None: the reader's own error would be reported without the hint
+            raise UserError(f"{exc}; point source.root at it (or MTLFACE_RAW_DIR at the folder "
+                            f"holding every dataset)") from None
 
     def _process(self, todo: pd.DataFrame) -> pd.DataFrame:
         columns = [c for c in ("id", "path", *self.detector.columns) if c in todo]
@@ -230,14 +248,16 @@ class PreprocessStage:
         bar = tqdm(total=len(records), unit="img", desc=f"{self.reader.source} {self.shard.tag}",
                    disable=not self.progress or not records, smoothing=0.05)
         stream = self._map(chunks, args)
+        flushed_at = time.monotonic()
         try:
             for results in stream:
                 buffer += results
                 new += results
                 bar.update(len(results))
-                if len(buffer) >= self.flush_every:
+                if (len(buffer) >= self.flush_every
+                        or time.monotonic() - flushed_at >= self.flush_seconds):
                     write_part(self.layout, self.shard, buffer)
-                    buffer = []
+                    buffer, flushed_at = [], time.monotonic()
         finally:  # on Ctrl-C or an error too: what came back is recorded, the rest redone later
             stream.close()  # stops the workers now
             write_part(self.layout, self.shard, buffer)
@@ -288,13 +308,11 @@ class PreprocessStage:
         rows = table.drop(columns=["path"]).merge(ok, on="id", how="inner")
         rows = rows.rename(columns={"crop": "path"})
         shard_dir = self.layout.shard_dir(self.shard)
-        write_manifest(rows, shard_dir / MANIFEST_NAME)
+        share(write_manifest(rows, shard_dir / MANIFEST_NAME))
         atomic_write_json(shard_dir / SUMMARY_NAME, asdict(summary), self.layout.tmp())
-        shutil.rmtree(self.layout.tmp(), ignore_errors=True)
         if all(shard_complete(self.layout, Shard(i, self.shard.count))
                for i in range(self.shard.count)):
             merge_shards(self.layout, self.shard.count)
-            shutil.rmtree(self.layout.tmp(), ignore_errors=True)
 
 
 def log_skips(summary: Summary, logger: logging.Logger = log) -> None:
