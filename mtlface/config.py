@@ -10,7 +10,21 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def _conf_dir() -> Path:
+    """conf/, found through the package ``mtlface.conf`` it ships as (setup.py), so an
+    installed mtlface finds it from any working directory; a source tree used without
+    installing finds it next to the package."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("mtlface.conf")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:

@@ -1,0 +1,5 @@
+import sys
+
+from mtlface.bench.cli import main
+
+sys.exit(main())

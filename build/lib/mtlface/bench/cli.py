@@ -1,0 +1,119 @@
+"""``python -m mtlface.bench`` (or ``bench/run.py``): every benchmark part, one markdown table.
+
+    .venv/bin/python bench/run.py [--quick] [--parts overhead,pipeline,preprocess,inference,scaling,weighting]
+        [--out bench/results.md] [--threads N] [--clock wall|cpu] [--repeats N] [--epoch-steps N]
+
+Parts (each module's docstring says exactly what it measures):
+  overhead    Lightning training epoch of MTLFaceModule vs a plain PyTorch loop (target >= 0.95)
+  pipeline    train loader images/s vs training images/s, JPEG and packed (target >= 3)
+  preprocess  MTCNN stage vs a per-image facenet-pytorch loop; cached re-run vs first run
+  inference   faces/s per backbone, PyTorch vs ONNX Runtime, batch 1 and 32
+  scaling     training images/s and inference faces/s vs batch size and input size
+  weighting   training images/s under each weighting= option vs fixed (its cost per step)
+
+Every ratio compares two figures measured side by side in this run: the compared variants take
+turns in alternating order and each figure is a median over repeats. ``--quick`` runs every
+part with tiny settings (a smoke test, not a measurement). On a shared machine use
+``--threads 1`` (torch's multi-threaded kernels lose most of their time to waiting when the
+cores are busy) and ``--clock cpu`` for the in-process parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mtlface.bench.table import Row, markdown
+from mtlface.bench.timing import CLOCKS, environment, use_clock
+from mtlface.bench.workload import QUICK_DATA, ROOT
+
+PARTS = ("overhead", "pipeline", "preprocess", "inference", "scaling", "weighting")
+DEFAULT_OUT = ROOT / "bench" / "results.md"
+# Settings fields that take the synthetic data overrides in --quick (small splits).
+DATA_FIELDS = ("overrides", "data")
+
+
+def settings_for(module, quick: bool, repeats: int | None, epoch_steps: int | None = None):
+    settings = module.QUICK if quick else module.Settings()
+    if quick:
+        for field in DATA_FIELDS:
+            if hasattr(settings, field):
+                settings = dataclasses.replace(settings, **{field: (*getattr(settings, field),
+                                                                    *QUICK_DATA)})
+    if repeats is not None:
+        settings = dataclasses.replace(settings, repeats=repeats)
+    if epoch_steps is not None and module.__name__.endswith(".overhead"):
+        settings = dataclasses.replace(settings, steps=epoch_steps)
+    return settings
+
+
+def parse_parts(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {unknown or value!r}; valid: "
+                                         f"{','.join(PARTS)}")
+    return parts
+
+
+def run_parts(parts: list[str], quick: bool, repeats: int | None = None,
+              epoch_steps: int | None = None) -> tuple[list[Row], dict]:
+    rows: list[Row] = []
+    seconds = {}
+    for part in parts:
+        module = importlib.import_module(f"mtlface.bench.{part}")
+        start = time.perf_counter()
+        part_rows = module.run(settings_for(module, quick, repeats, epoch_steps))
+        seconds[part] = time.perf_counter() - start
+        print(f"[bench] {part}: {seconds[part]:.0f} s\n{markdown(part_rows)}", file=sys.stderr,
+              flush=True)  # progress: a full run takes many minutes
+        rows += part_rows
+    return rows, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 2)[2])
+    parser.add_argument("--parts", type=parse_parts, default=list(PARTS),
+                        help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown file to write")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's own)")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="wall time, or this process's CPU time for in-process parts")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats of every part (default: each part's own)")
+    parser.add_argument("--epoch-steps", type=int, default=None,
+                        help="steps of the overhead part's BKNet epoch (default: 50)")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    for flag in ("repeats", "epoch_steps"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    use_clock(args.clock)
+
+    header = environment()
+    command = " ".join(["python -m mtlface.bench", *(argv if argv is not None else sys.argv[1:])])
+    rows, seconds = run_parts(args.parts, args.quick, args.repeats, args.epoch_steps)
+    header = {"command": f"`{command}`", **header,
+              "load average at the end": environment()["load average (1/5/15 min)"],
+              "seconds per part": ", ".join(f"{p} {s:.0f}" for p, s in seconds.items())}
+    if args.quick:
+        header["settings"] = "--quick: tiny smoke-test settings, not a measurement"
+    table = markdown(rows, header)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+    print(f"[bench] written to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,100 @@
+"""The one command line: ``mtlface <command> [key=value ...]``, also ``python -m mtlface``.
+
+``train`` and ``preprocess`` take Hydra overrides (``group=option``, ``key.path=value``, ``-m``
+to sweep, ``--help``); the other commands take their own ``key=value`` or flag arguments and
+``--help``. The root scripts (``python train.py``, ``preprocess.py``, ``evaluate.py``,
+``demo.py``) are aliases of these commands."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# name -> (module:function taking the argument list, one line of help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("mtlface.cli:train", "train a model: backbone x tasks x data (Hydra overrides)"),
+    "preprocess": ("mtlface.cli:preprocess", "detect, crop and cache a dataset's faces"),
+    "evaluate": ("mtlface.evaluate.cli:main", "metrics, per-group accuracy and plots of a run"),
+    "predict": ("mtlface.predict.cli:main", "faces in a photo, video, webcam or folder"),
+    "export": ("mtlface.export:main", "a run's model as ONNX or TorchScript, parity-checked"),
+    "pseudo-label": ("mtlface.pseudo_label:main", "fill confident missing labels of a source"),
+    "analyze": ("mtlface.analysis.__main__:main", "summary tables of sweep folders"),
+    "bench": ("mtlface.bench.cli:main", "the benchmark suite"),
+}
+CONF = "pkg://mtlface.conf"
+USAGE = "usage: mtlface <command> [arguments]    (mtlface <command> --help for its options)"
+
+
+def _load(target: str) -> Callable[[list[str]], int | None]:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _hydra_app(config_name: str, job: Callable, argv: Sequence[str]) -> int:
+    """Run ``job`` as a Hydra app of ``conf/<config_name>.yaml`` over ``argv`` (Hydra reads
+    the overrides from sys.argv, so they are put there for the call)."""
+    import hydra
+    from omegaconf import DictConfig
+
+    from mtlface.config import launcher_problems, register_resolvers, unknown_group_choices
+    from mtlface.errors import CONFIG_EXIT, OTHER_EXIT, debug_requested
+
+    argv = list(argv)
+    debug_requested(argv)  # --debug: tracebacks instead of one-line errors
+    register_resolvers()
+    for errors, code in ((unknown_group_choices(argv), CONFIG_EXIT),
+                         (launcher_problems(argv), OTHER_EXIT)):
+        if errors:
+            print("error: " + "; ".join(errors), file=sys.stderr)
+            return code
+
+    @hydra.main(version_base="1.3", config_path=CONF, config_name=config_name)
+    def app(cfg: DictConfig):
+        return job(cfg)
+
+    saved = sys.argv
+    sys.argv = [saved[0], *argv]
+    try:
+        app()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def train(argv: Sequence[str]) -> int:
+    def job(cfg):
+        from mtlface.train import hydra_job  # imported late: --help stays fast
+
+        return hydra_job(cfg)
+
+    return _hydra_app("train", job, argv)
+
+
+def preprocess(argv: Sequence[str]) -> int:
+    def job(cfg):
+        from mtlface.data.preprocess.cli import hydra_job  # imported late: --help stays fast
+
+        return hydra_job(cfg)
+
+    return _hydra_app("preprocess", job, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        width = max(map(len, COMMANDS))
+        print(USAGE + "\n\ncommands:\n" + "\n".join(
+            f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()))
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; commands: {', '.join(COMMANDS)} "
+              f"(mtlface --help)", file=sys.stderr)
+        return 2
+    code = _load(COMMANDS[name][0])(rest)
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from mtlface.evaluate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Per-group accuracy, to expose bias: every task's accuracy (age: exact bin accuracy, and its
+MAE) among the rows of each gender and each race, wherever the evaluated rows carry those
+labels, with the count of each group and the gap between the best and the worst group."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mtlface.evaluate.metrics import labelled_rows
+from mtlface.evaluate.predictions import GROUP_ATTRIBUTES, TaskInfo
+from mtlface.labels import LABELS
+
+GROUP_COLUMNS = ["split", "task", "attribute", "group", "count", "acc", "mae"]
+
+
+def group_table(table: pd.DataFrame, infos: Mapping[str, TaskInfo], split: str,
+                attributes: Sequence[str] = GROUP_ATTRIBUTES) -> pd.DataFrame:
+    """One row per (task, attribute, group) among the rows labelled for both the task and the
+    attribute: ``count``, ``acc`` and, for age, ``mae`` in years (else NaN)."""
+    out = []
+    for name, info in infos.items():
+        rows = labelled_rows(table, name)
+        for attribute in attributes:
+            if attribute not in rows:
+                continue
+            known = rows[rows[attribute].notna()]
+            correct = known[f"{name}_pred"].to_numpy(np.int64) == known[f"{name}_true"].to_numpy(
+                np.int64)
+            error = ((known[f"{name}_pred_years"] - known[f"{name}_true_years"]).abs().to_numpy()
+                     if info.is_age else np.full(len(known), np.nan))
+            values = known[attribute].to_numpy(np.int64)
+            for value in np.unique(values):
+                mine = values == value
+                out.append({"split": split, "task": name, "attribute": attribute,
+                            "group": LABELS[attribute].classes[value], "count": int(mine.sum()),
+                            "acc": float(correct[mine].mean()),
+                            "mae": float(error[mine].mean()) if info.is_age else np.nan})
+    return pd.DataFrame(out, columns=GROUP_COLUMNS)
+
+
+def group_gaps(groups: pd.DataFrame, min_count: int = 1) -> dict[str, float]:
+    """``{<split>/<task>/acc_gap_<attribute>: best - worst group accuracy}`` over the groups
+    with at least ``min_count`` rows, where two or more such groups exist."""
+    gaps = {}
+    big = groups[groups["count"] >= min_count]
+    for (split, task, attribute), part in big.groupby(["split", "task", "attribute"], sort=False):
+        if len(part) >= 2:
+            gaps[f"{split}/{task}/acc_gap_{attribute}"] = float(part["acc"].max()
+                                                                 - part["acc"].min())
+    return gaps

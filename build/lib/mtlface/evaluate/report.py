@@ -1,0 +1,83 @@
+"""The evaluation as readable markdown: what was evaluated, the metrics per task overall and
+per source, what could not be evaluated and why, accuracy by group, and the plots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Report columns: metric key -> (header, format).
+COLUMNS = {"count": ("n", "{:.0f}"), "acc": ("acc", "{:.3f}"), "f1": ("macro-F1", "{:.3f}"),
+           "acc_1off": ("1-off", "{:.3f}"), "mae": ("MAE (years)", "{:.2f}"),
+           "ece": ("ECE", "{:.3f}")}
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def metrics_table(metrics: Mapping[str, float], tasks: Sequence[str], sources: Sequence[str],
+                  split: str) -> list[str]:
+    """One row per task (all sources pooled) and per source labelling it."""
+    rows = []
+    for task in tasks:
+        for source in (None, *sources):
+            prefix = f"{split}/{task}" if source is None else f"{split}/{source}/{task}"
+            if f"{prefix}/count" not in metrics:
+                continue
+            cells = [fmt.format(metrics[f"{prefix}/{k}"]) if f"{prefix}/{k}" in metrics else ""
+                     for k, (_, fmt) in COLUMNS.items()]
+            rows.append([task if source is None else "", source or "**all**", *cells])
+    return _table(["task", "source", *(h for h, _ in COLUMNS.values())], rows)
+
+
+def group_tables(groups: pd.DataFrame, gaps: Mapping[str, float], min_count: int) -> list[str]:
+    """Per attribute: one row per task, one column per group (accuracy and count), the gap."""
+    lines = []
+    for attribute, part in groups.groupby("attribute", sort=False):
+        names = list(dict.fromkeys(part["group"]))
+        rows = []
+        for (split, task), mine in part.groupby(["split", "task"], sort=False):
+            by_group = mine.set_index("group")
+            cells = []
+            for g in names:
+                if g not in by_group.index:
+                    cells.append("")
+                    continue
+                r = by_group.loc[g]
+                mae = f", MAE {r['mae']:.1f}" if not np.isnan(r["mae"]) else ""
+                cells.append(f"{r['acc']:.3f} (n={int(r['count'])}{mae})")
+            gap = gaps.get(f"{split}/{task}/acc_gap_{attribute}")
+            rows.append([task, *cells, "" if gap is None else f"{gap:.3f}"])
+        lines += ["", f"By {attribute} (accuracy, n; gap = best - worst group with "
+                      f"n >= {min_count}):", "", *_table(["task", *names, "gap"], rows)]
+    return lines
+
+
+def render(*, title: str, facts: Sequence[tuple[str, str]], metrics: Mapping[str, float],
+           tasks: Sequence[str], sources: Sequence[str], split: str,
+           not_evaluated: Mapping[str, str], notes: Sequence[str], groups: pd.DataFrame,
+           gaps: Mapping[str, float], min_count: int, plots: Sequence[Path]) -> str:
+    lines = [f"# {title}", "", *(f"- {k}: {v}" for k, v in facts), "", f"## Metrics ({split})",
+             ""]
+    lines += metrics_table(metrics, [t for t in tasks if t not in not_evaluated], sources, split)
+    lines += ["", "acc: exact (age: the bin); 1-off: at most one age bin off (Adience's 1-off "
+                  "with age_bins=adience8); ECE: expected calibration error of the predicted "
+                  "class's probability."]
+    if not_evaluated or notes:
+        lines += ["", "## Not evaluated / notes", ""]
+        lines += [f"- {task}: not evaluated: {why}" for task, why in not_evaluated.items()]
+        lines += [f"- {note}" for note in notes]
+    lines += ["", "## Accuracy by group"]
+    if groups.empty:
+        lines += ["", "No evaluated row carries a gender or race label."]
+    else:
+        lines += group_tables(groups, gaps, min_count)
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(lines) + "\n"
