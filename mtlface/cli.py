@@ -8,6 +8,7 @@ to sweep, ``--help``); the other commands take their own ``key=value`` or flag a
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -23,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("mtlface.bench.cli:main", "the benchmark suite"),
 }
 CONF = "pkg://mtlface.conf"
+RAISE_ENV = "HYDRA_FULL_ERROR"  # set: Hydra raises the errors it finds instead of printing
 USAGE = "usage: mtlface <command> [arguments]    (mtlface <command> --help for its options)"
 
 
@@ -33,15 +35,17 @@ def _load(target: str) -> Callable[[list[str]], int | None]:
 
 def _hydra_app(config_name: str, job: Callable, argv: Sequence[str]) -> int:
     """Run ``job`` as a Hydra app of ``conf/<config_name>.yaml`` over ``argv`` (Hydra reads
-    the overrides from sys.argv, so they are put there for the call)."""
+    the overrides from sys.argv, so they are put there for the call). A mistake Hydra finds
+    before the job (a misspelt key, a malformed override) ends with one line as well: Hydra
+    is told to raise it (``HYDRA_FULL_ERROR``) instead of printing it over several lines."""
     import hydra
     from omegaconf import DictConfig
 
     from mtlface.config import launcher_problems, register_resolvers, unknown_group_choices
-    from mtlface.errors import CONFIG_EXIT, OTHER_EXIT, debug_requested
+    from mtlface.errors import CONFIG_EXIT, OTHER_EXIT, debug_requested, report
 
     argv = list(argv)
-    debug_requested(argv)  # --debug: tracebacks instead of one-line errors
+    debug = debug_requested(argv)  # --debug: tracebacks instead of one-line errors
     register_resolvers()
     for errors, code in ((unknown_group_choices(argv), CONFIG_EXIT),
                          (launcher_problems(argv), OTHER_EXIT)):
@@ -49,17 +53,50 @@ def _hydra_app(config_name: str, job: Callable, argv: Sequence[str]) -> int:
             print("error: " + "; ".join(errors), file=sys.stderr)
             return code
 
+    users_setting = os.environ.get(RAISE_ENV)
+
+    def restore() -> None:
+        if users_setting is None:
+            os.environ.pop(RAISE_ENV, None)
+        else:
+            os.environ[RAISE_ENV] = users_setting
+
     @hydra.main(version_base="1.3", config_path=CONF, config_name=config_name)
     def app(cfg: DictConfig):
+        restore()  # the job reports its own mistakes in one line (or raises under --debug)
         return job(cfg)
 
     saved = sys.argv
     sys.argv = [saved[0], *argv]
+    os.environ[RAISE_ENV] = "1"
     try:
         app()
+    except Exception as exc:  # noqa: BLE001 - report() re-raises what is not a mistake
+        restore()  # before report(), which reads HYDRA_FULL_ERROR as the user's own wish
+        if debug:
+            raise
+        return report(_composition_error(exc))
     finally:
         sys.argv = saved
+        restore()
     return 0
+
+
+def _composition_error(exc: Exception) -> Exception:
+    """Hydra's own composition and override errors as one-line ConfigErrors (they name the
+    override and what to do); anything else as it is."""
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    from mtlface.errors import ConfigError
+
+    if isinstance(exc, OverrideParseException):
+        return ConfigError(f"{exc.override}: {' '.join(exc.message.split())}")
+    if isinstance(exc, ConfigCompositionException):
+        text = " ".join(str(exc).split()).partition(" Config search path:")[0]
+        if exc.__cause__ is not None:
+            text += f" ({str(exc.__cause__).splitlines()[0]}): --cfg job shows every key"
+        return ConfigError(text)
+    return exc
 
 
 def train(argv: Sequence[str]) -> int:
