@@ -57,6 +57,7 @@ RULES = [
     # A resumed run takes its saved config (a finished one here): no limit may be added.
     Rule(r"^python train\.py resume="),
     Rule(r"debug=fast|--help"),
+    Rule(r"^mtlface train", add=FAST),
     Rule(r"hparams_search=optuna", add=(*FAST, "hydra.sweeper.n_trials=2")),
     Rule(r"^python train\.py", add=FAST),
     Rule(r"^python (-m mtlface\.(evaluate|export|analysis|pseudo_label)|evaluate\.py|demo\.py)"),
@@ -161,6 +162,8 @@ def test_readme_command_works_as_typed(command, workspace):
     args = shlex.split(typed.split("&& ", 1)[-1])
     if args[0].endswith("python"):
         args[0] = sys.executable
+    elif args[0] == "mtlface":  # the console script of this interpreter's environment
+        args[:1] = [sys.executable, "-m", "mtlface"]
     if "-m" in args[1:2] or "-m" in args:
         args = two_values(args)
     proc = subprocess.run([*args, *rule.add], cwd=ROOT, env=env, capture_output=True,
