@@ -48,7 +48,7 @@ RULES = [
     Rule(r"hydra/launcher=slurm", error=(1, "needs SLURM's sbatch")),
     Rule(r"^python train\.py .*(data=(?!synthetic)\w+|experiment=(?!mtl_vs_stl)\w+)",
          add=FAST, error=(1, "python preprocess.py source=")),
-    Rule(r"^python preprocess\.py", error=(1, "not found at")),
+    Rule(r"^python preprocess\.py", error=(1, "folder not found")),
     Rule(r"^python demo\.py( \[--camera \d\])?( \[-o webcam\.mp4\])?$", error=(1, "camera")),
     # Measurements take minutes each; --quick runs every part on tiny settings.
     Rule(r"^python -m mtlface\.bench(?! --quick)", skip="a measurement (minutes); the "
@@ -135,14 +135,12 @@ def substitute(command: str, root: Path, run: Path) -> str:
     for placeholder in ("outputs/runs/<date>_<time>", "outputs/runs/<x>", "outputs/runs/<run>",
                         "outputs/runs/<stage 1>"):
         command = command.replace(placeholder, str(run))
-    return (command.replace(' "my photo.jpg"', f' "{root / "my photo.jpg"}"')
-            .replace(" photo.jpg", f" {root / 'photo.jpg'}")
-            .replace(" clip.mp4", f" {root / 'clip.mp4'}")
-            .replace(" photos/", f" {root / 'photos'}/")
-            .replace(" annotated.jpg", f" {root / 'annotated.jpg'}")
-            .replace(" annotated.mp4", f" {root / 'annotated.mp4'}")
-            .replace(" faces.jsonl", f" {root / 'faces.jsonl'}")
-            .replace(" predictions.csv", f" {root / 'predictions.csv'}"))
+    command = command.replace('"my photo.jpg"', f'"{root / "my photo.jpg"}"')
+    for name in ("photo.jpg", "clip.mp4", "photos/", "annotated.jpg", "annotated.mp4",
+                 "faces.jsonl", "predictions.csv"):  # bare words only, not inside a path
+        real = f"{root / name}{'/' if name.endswith('/') else ''}"
+        command = re.sub(rf"(?<= ){re.escape(name)}(?= |$)", lambda _, path=real: path, command)
+    return command
 
 
 def test_every_readme_command_has_exactly_the_rules_it_needs():
