@@ -400,3 +400,47 @@ def test_kill_9_loses_only_seconds_of_work(tmp_path):
                               for f in (folder, whole))
     pd.testing.assert_frame_equal(resumed, uninterrupted)
     assert all((folder / p).read_bytes() == (whole / p).read_bytes() for p in resumed["path"])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("launcher", ["basic", "local"])
+def test_a_sharded_sweep_is_merged_when_it_ends(tmp_path, launcher):
+    """``preprocess.py -m shard=0/3,1/3,2/3`` runs the shards as jobs (in turn, or as parallel
+    processes with hydra/launcher=local) and the multirun's end merges them, even when no job
+    merged them itself (the shards of other machines)."""
+    root = fx.write_ckplus(tmp_path / "raw")
+    n = len(read_source("ckplus", root))
+    cmd = [sys.executable, "preprocess.py", "-m", "shard=0/3,1/3,2/3", "source=ckplus",
+           f"source.root={root}", "detector=none", "crop.size=16", "num_workers=0",
+           f"cache_dir={tmp_path / 'cache'}", "progress=false"]
+    if launcher == "local":
+        cmd.append("hydra/launcher=local")
+    env = {**os.environ, "MTLFACE_LOG_DIR": str(tmp_path / "outputs")}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (folder,) = (tmp_path / "cache" / "ckplus").iterdir()
+    merged = read_manifest(folder)
+    assert len(merged) == merged["id"].nunique() == n
+    assert json.loads((folder / "summary.json").read_text())["shards"] == 3
+    assert len(list((tmp_path / "outputs" / "preprocess" / "multiruns").glob("*/[0-2]"))) == 3
+
+
+def test_the_merge_callback_merges_shards_no_job_merged(tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+
+    from mtlface.data.preprocess.callback import MergeShards
+
+    root = fx.write_ckplus(tmp_path / "raw")
+    args = ["source=ckplus", f"source.root={root}", "detector=none", "crop.size=16"]
+    for shard in ("shard=0/2", "shard=1/2"):
+        folder = Path(preprocess(tmp_path, *args, shard).folder)
+    (folder / "manifest.csv").unlink()  # as if the shards ran on other machines
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("preprocess", return_hydra_config=True, overrides=[
+            f"cache_dir={tmp_path / 'cache'}", "progress=false", "num_workers=0", *args,
+            "hydra.overrides.task=['shard=0/2']"])
+    cfg.hydra.runtime.cwd = str(tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    MergeShards().on_multirun_end(cfg)
+    assert len(read_manifest(folder)) == len(read_source("ckplus", root))
