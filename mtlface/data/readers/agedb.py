@@ -28,7 +28,7 @@ class AgeDBReader(SeededSplitReader):
     official split: a seeded train/val/test one grouped by ``name``, so one person never
     crosses splits. A file name with fewer than 4 fields or a non-numeric id is dropped; an
     age that is not a whole number in 0..120 or a gender other than m/f is blanked (the row
-    is dropped when neither label is left); all counted.
+    is dropped when neither is valid); all counted.
     """
 
     name = "agedb"
@@ -70,13 +70,14 @@ def parse_name(stem: str, report: SkipReport) -> dict[str, Any] | None:
         report.skip("file name id not a number (row dropped)")
         return None
     years = float(age) if age.isdecimal() else math.nan
-    if not MIN_AGE <= years <= MAX_AGE:
+    good_age = MIN_AGE <= years <= MAX_AGE
+    code = GENDERS.get(gender.lower())
+    if not good_age and code is None:
+        report.skip("neither age nor gender valid (row dropped)")
+        return None
+    if not good_age:
         report.skip(f"age not a whole number in {MIN_AGE:g}..{MAX_AGE:g} (label blanked)")
         years = math.nan
-    code = GENDERS.get(gender.lower())
     if code is None:
         report.skip("gender not m/f (label blanked)")
-    if math.isnan(years) and code is None:
-        report.skip("no label left (row dropped)")
-        return None
     return {"age": years, "gender": code, "name": "_".join(name), "image_id": int(image_id)}

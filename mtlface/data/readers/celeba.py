@@ -73,7 +73,7 @@ class CelebAReader(DatasetReader):
         attr_path = self.require(self.root / ATTR_FILE)
         partition_path = self.require(self.root / PARTITION_FILE)
         image_dir = self.require(self.root / self.images, "folder")
-        names, rows = read_listing(attr_path, report)
+        names, rows, listed = read_listing(attr_path, report)
         if not rows:
             raise self.missing_data(f"no attribute rows in {ATTR_FILE}")
         files = list(rows)
@@ -90,13 +90,13 @@ class CelebAReader(DatasetReader):
         if "smiling" in columns:
             df["smile"] = df["smiling"]
 
-        _, partition = read_listing(partition_path, report, header=False, width=1)
+        _, partition, _ = read_listing(partition_path, report, header=False, width=1)
         split = pd.Series([partition.get(f, [None])[0] for f in files], dtype=object)
         report.skip(f"image not in {PARTITION_FILE} (row dropped)", int(split.isna().sum()))
         bad_split = split.notna() & ~split.isin(list(PARTITIONS))
         report.skip(f"{PARTITION_FILE}: partition not 0/1/2 (row dropped)", int(bad_split.sum()))
         report.skip(f"{PARTITION_FILE}: image without an attribute row (row dropped)",
-                    len(set(partition) - set(rows)))
+                    len(set(partition) - listed))
         df["split"] = split.map(PARTITIONS)
         df["file"] = files
         df = df[df["split"].notna()].reset_index(drop=True)
@@ -111,8 +111,8 @@ class CelebAReader(DatasetReader):
 
 def read_listing(
     path: Path, report: SkipReport, header: bool = True, width: int | None = None
-) -> tuple[list[str], dict[str, list[str]]]:
-    """``(column names, {image: fields})`` of a CelebA list file: with ``header``, a count line
+) -> tuple[list[str], dict[str, list[str]], set[str]]:
+    """``(column names, {image: fields}, every image named)`` of a CelebA list file: with ``header``, a count line
     and a line of column names come first (an image column named there is dropped from the
     names); otherwise the rows have ``width`` fields after the image name. Fields are split on
     runs of whitespace (single/double spaces, tabs, CR). Bad rows are counted and skipped."""
@@ -130,8 +130,10 @@ def read_listing(
         width = len(names)
         lines = lines[2:]
     rows: dict[str, list[str]] = {}
+    listed: set[str] = set()
     for line in lines:
         fields = line.split()
+        listed.add(fields[0])
         if len(fields) != width + 1:
             report.skip(f"{path.name}: line has too {'few' if len(fields) <= width else 'many'} "
                         f"fields (row dropped)")
@@ -142,7 +144,7 @@ def read_listing(
     if declared is not None and declared > len(lines):
         report.skip(f"{path.name}: fewer rows than its count line says (rows missing)",
                     declared - len(lines))
-    return names, rows
+    return names, rows, listed
 
 
 def read_extra(path: Path, prefix: str, files: list[str], report: SkipReport) -> pd.DataFrame:
@@ -150,10 +152,10 @@ def read_extra(path: Path, prefix: str, files: list[str], report: SkipReport) ->
     ``identity_CelebA.txt``, which has no header). A value that is not a number is blanked and
     an image the file does not list gets blanks, both counted."""
     if path.name.startswith("identity"):
-        names, rows = read_listing(path, report, header=False, width=1)
+        _, rows, _ = read_listing(path, report, header=False, width=1)
         names = ["identity"]
     else:
-        names, rows = read_listing(path, report)
+        names, rows, _ = read_listing(path, report)
     table = pd.DataFrame.from_dict(rows, orient="index", columns=[prefix + n for n in names])
     numbers = table.apply(pd.to_numeric, errors="coerce")
     report.skip(f"{path.name}: value not a number (value blanked)",

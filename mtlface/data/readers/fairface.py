@@ -39,7 +39,7 @@ class FairFaceReader(CarvedValReader):
     ``race7`` (0..6: White, Black, Latino_Hispanic, East Asian, Southeast Asian, Indian,
     Middle Eastern) and ``race`` in UTKFace's five classes (White -> white, Black -> black,
     East and Southeast Asian -> asian, Indian -> indian, Latino_Hispanic and Middle Eastern ->
-    others); ``service_test`` passes through.
+    others); ``file`` and ``service_test`` pass through.
 
     Split: ``fairface_label_val.csv`` is the test set; ``val_fraction`` of the train rows (a
     seeded choice per image: FairFace has no identities) become val. ``file`` is relative to
@@ -73,7 +73,7 @@ class FairFaceReader(CarvedValReader):
         for filename, split in LABEL_FILES.items():
             path = self.require(self.root / filename)
             for _, row in read_table(path, ",", REQUIRED, report):
-                records.append({**row, "path": str(image_dir / row.pop("file")),
+                records.append({**row, "path": str(image_dir / row["file"]),
                                 "split": split})
         columns = dict.fromkeys(["path", "split", "age", "gender", "race"])
         columns.update(dict.fromkeys(k for r in records for k in r))
