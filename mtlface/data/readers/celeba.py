@@ -112,10 +112,11 @@ class CelebAReader(DatasetReader):
 def read_listing(
     path: Path, report: SkipReport, header: bool = True, width: int | None = None
 ) -> tuple[list[str], dict[str, list[str]], set[str]]:
-    """``(column names, {image: fields}, every image named)`` of a CelebA list file: with ``header``, a count line
-    and a line of column names come first (an image column named there is dropped from the
-    names); otherwise the rows have ``width`` fields after the image name. Fields are split on
-    runs of whitespace (single/double spaces, tabs, CR). Bad rows are counted and skipped."""
+    """``(column names, {image: fields}, every image named)`` of a CelebA list file: with
+    ``header``, a count line and a line of column names come first (an image column named
+    there is dropped from the names); otherwise the rows have ``width`` fields after the image
+    name. Fields are split on runs of whitespace (single/double spaces, tabs, CR). Bad rows
+    are counted and skipped."""
     lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     names: list[str] = []
     declared = None

@@ -81,7 +81,8 @@ class RAFDBReader(CarvedValReader):
                 report.skip(f"{labels.name}: image listed twice (row dropped)")
             else:
                 seen.add(name)
-                file = name if self.images == "original" else f"{name.rsplit('.', 1)[0]}_aligned.jpg"
+                file = (name if self.images == "original"
+                        else f"{name.rsplit('.', 1)[0]}_aligned.jpg")
                 records.append({"path": str(image_dir / file), "emotion": RAF_TO_FER[code],
                                 "split": split, "name": name})
         if not records:
