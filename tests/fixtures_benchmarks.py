@@ -174,7 +174,8 @@ AFFECTNET_BAD = [  # (row, counted reason); image written unless the reason says
     (affectnet_row("2/nobox.jpg", "1", box="0,0,0,0"),
      "training.csv: face box empty, width or height <= 0 (row dropped)"),
     ("2/short.jpg,1,1,5,6", "training.csv: line has too few fields (row dropped)"),
-    (affectnet_row("2/missing.jpg", "3"), "image file missing (row dropped)"),
+    # contempt with no valence, but no image: counted as missing only
+    (affectnet_row("2/missing.jpg", "7", "-2"), "image file missing (row dropped)"),
     (affectnet_row("1/img_001.jpg", "4"), "training.csv: image listed twice (row dropped)"),
 ]
 AFFECTNET_VAL = 7  # 3/val_1.jpg ... 3/val_7.jpg, expression i - 1

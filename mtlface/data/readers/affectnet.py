@@ -83,18 +83,25 @@ class AffectNetReader(CarvedValReader):
 
     def _read(self, report: SkipReport) -> pd.DataFrame:
         image_dir = self.require(self.root / self.images, "folder")
-        records, seen = [], set()
+        rows, seen = [], set()
         for filename, split in LIST_FILES.items():
             path = self.require(self.root / LIST_DIR / filename)
             for row in read_list(path, report):
-                record = parse_row(row, path.name, report)
-                if record is None:
-                    continue
                 if row["subDirectory_filePath"] in seen:
                     report.skip(f"{path.name}: image listed twice (row dropped)")
                     continue
                 seen.add(row["subDirectory_filePath"])
-                record.update(path=str(image_dir / row["subDirectory_filePath"]), split=split)
+                rows.append({**row, "path": str(image_dir / row["subDirectory_filePath"]),
+                             "split": split, "file": path.name})
+        rows = drop_missing_files(pd.DataFrame.from_records(rows, columns=["path", *COLUMNS,
+                                                                           "split", "file"]),
+                                  report)
+        # Labels parsed after the file check, so their counts describe the rows returned.
+        records = []
+        for row in rows.to_dict("records"):
+            record = parse_row(row, row["file"], report)
+            if record is not None:
+                record.update(path=row["path"], split=row["split"])
                 if self.landmarks:
                     record["facial_landmarks"] = row["facial_landmarks"]
                 records.append(record)
@@ -102,7 +109,6 @@ class AffectNetReader(CarvedValReader):
         if self.landmarks:
             columns.append("facial_landmarks")
         df = pd.DataFrame.from_records(records, columns=columns)
-        df = drop_missing_files(df, report)
         df["expression"] = df["expression"].astype("Int64")
         df["split"] = self.carve_val(df["split"], df["path"])
         return df

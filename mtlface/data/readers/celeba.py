@@ -77,11 +77,22 @@ class CelebAReader(DatasetReader):
         if not rows:
             raise self.missing_data(f"no attribute rows in {ATTR_FILE}")
         files = list(rows)
-        values = np.array(list(rows.values()), dtype=str).reshape(len(files), len(names))
+        _, partition, _ = read_listing(partition_path, report, header=False, width=1)
+        split = pd.Series([partition.get(f, [None])[0] for f in files], dtype=object)
+        report.skip(f"image not in {PARTITION_FILE} (row dropped)", int(split.isna().sum()))
+        bad_split = split.notna() & ~split.isin(list(PARTITIONS))
+        report.skip(f"{PARTITION_FILE}: partition not 0/1/2 (row dropped)", int(bad_split.sum()))
+        report.skip(f"{PARTITION_FILE}: image without an attribute row (row dropped)",
+                    len(set(partition) - listed))
+        df = pd.DataFrame({"path": [str(image_dir / f) for f in files], "file": files,
+                           "split": split.map(PARTITIONS)})
+        df = drop_missing_files(df[df["split"].notna()], report)
+
+        # Labels parsed after the row checks, so their counts describe the rows returned.
+        values = np.array([rows[f] for f in df["file"]], dtype=str).reshape(len(df), len(names))
         bad = ~np.isin(values, ("-1", "1"))
         report.skip(f"{ATTR_FILE}: attribute value not -1/1 (label blanked)", int(bad.sum()))
         attrs = np.where(bad, np.nan, (values == "1").astype(float))
-        df = pd.DataFrame({"path": [str(image_dir / f) for f in files]})
         columns = [n.lower() for n in names]
         for j, column in enumerate(columns):
             df[column] = pd.array(attrs[:, j], dtype="Float64").astype("Int64")
@@ -90,23 +101,12 @@ class CelebAReader(DatasetReader):
         if "smiling" in columns:
             df["smile"] = df["smiling"]
 
-        _, partition, _ = read_listing(partition_path, report, header=False, width=1)
-        split = pd.Series([partition.get(f, [None])[0] for f in files], dtype=object)
-        report.skip(f"image not in {PARTITION_FILE} (row dropped)", int(split.isna().sum()))
-        bad_split = split.notna() & ~split.isin(list(PARTITIONS))
-        report.skip(f"{PARTITION_FILE}: partition not 0/1/2 (row dropped)", int(bad_split.sum()))
-        report.skip(f"{PARTITION_FILE}: image without an attribute row (row dropped)",
-                    len(set(partition) - listed))
-        df["split"] = split.map(PARTITIONS)
-        df["file"] = files
-        df = df[df["split"].notna()].reset_index(drop=True)
-
         if self.extras:
             for filename, prefix in EXTRA_FILES.items():
                 if (self.root / filename).is_file():
-                    df = df.join(read_extra(self.root / filename, prefix, files, report),
-                                 on="file")
-        return drop_missing_files(df.drop(columns=["file"]), report)
+                    extra = read_extra(self.root / filename, prefix, list(df["file"]), report)
+                    df = df.join(extra, on="file")
+        return df.drop(columns=["file"])
 
 
 def read_listing(
