@@ -17,6 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 import fixtures_benchmarks as fb
+from conftest import compose_train
 from mtlface.data.manifest import empty_manifest, read_manifest
 from mtlface.data.preprocess import run
 from mtlface.data.readers import (
@@ -28,6 +29,7 @@ from mtlface.data.readers import (
     RAFDBReader,
     read_source,
 )
+from mtlface.train import run as train
 
 # The configs of this checkout (not the installed package's).
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -371,3 +373,22 @@ def test_preprocess_with_detector_none(name: str, roots: dict[str, Path],
     if name == "affectnet":  # cropped at the dataset's own face box
         assert np.allclose(manifest[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy(),
                            [1, 1, 6, 7])
+
+
+@pytest.mark.parametrize("name, tasks", [("celeba", ["gender", "smile"]),
+                                         ("fairface", ["age", "gender", "race"]),
+                                         ("affectnet", ["emotion"])])
+def test_fast_training_run_on_the_cache(name: str, tasks: list[str], roots: dict[str, Path],
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data=<name>`` trains on the cache made with detector=none, extra columns and all."""
+    monkeypatch.setenv("MTLFACE_DATA_DIR", str(tmp_path / "data"))
+    run(compose_conf("preprocess", [
+        f"source={name}", f"source.root={roots[name]}", "detector=none",
+        f"cache_dir={tmp_path / 'data' / 'preprocessed'}", f"paths.root_dir={tmp_path}",
+        "progress=false", "num_workers=0"], tmp_path))
+    cfg = compose_train([f"data={name}", f"tasks=[{','.join(tasks)}]", "debug=fast",
+                         f"data.manifests.{name}.source.root={roots[name]}",
+                         "data.num_workers=0"], output_dir=tmp_path / "run")
+    results = train(cfg)
+    for task in tasks:
+        assert f"test/{task}/loss" in results
