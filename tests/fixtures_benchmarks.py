@@ -134,6 +134,19 @@ RAF_BAD = [  # (line, counted reason)
 ]
 
 
+# Annotation/manual/<stem>_manu_attri.txt of image k (its position in the list, from 0):
+# gender k % 3 (2 = unsure), race k % 3, age group k % 5; these are missing, malformed or
+# carry an unknown race code
+RAF_NO_ATTRIBUTES = "train_00002.jpg"
+RAF_MALFORMED_ATTRIBUTES = "train_00003.jpg"
+RAF_BAD_RACE = "test_0001.jpg"
+
+
+def raf_attribute_text(gender: int, race: int, age: int) -> str:
+    marks = ["37.50\t40.25", "62.75\t39.50", "50.00 55.25", "39.00\t70.50", "61.25\t71.00"]
+    return "\n".join([*marks, str(gender), str(race), str(age)]) + "\n"
+
+
 def write_rafdb(root: Path) -> Path:
     lines = [f"train_{i:05d}.jpg {(i - 1) % 7 + 1}" for i in range(1, RAF_TRAIN + 1)]
     lines += [f"test_{i:04d}.jpg {i}" for i in range(1, RAF_TEST + 1)]
@@ -141,9 +154,18 @@ def write_rafdb(root: Path) -> Path:
     lines += ["", *(line for line, _ in RAF_BAD)]
     (root / "EmoLabel").mkdir(parents=True)
     (root / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
-    for name in names:
+    manual = root / "Annotation" / "manual"
+    manual.mkdir(parents=True)
+    for k, name in enumerate(names):
         touch_image(root / "Image" / "aligned" / f"{name[:-4]}_aligned.jpg")
         touch_image(root / "Image" / "original" / name)
+        attributes = manual / f"{name[:-4]}_manu_attri.txt"
+        if name == RAF_MALFORMED_ATTRIBUTES:
+            attributes.write_text("37.50\t40.25\n")
+        elif name == RAF_BAD_RACE:
+            attributes.write_text(raf_attribute_text(k % 3, 7, k % 5))
+        elif name != RAF_NO_ATTRIBUTES:
+            attributes.write_text(raf_attribute_text(k % 3, k % 3, k % 5))
     return root
 
 

@@ -216,7 +216,26 @@ def test_rafdb(roots: dict[str, Path]) -> None:
         "Image", "aligned", "train_00001_aligned.jpg")
     train = rows[rows.index.str.startswith("train_")]["split"]
     assert set(train) == {"train", "val"} and (train == "val").sum() == 3  # 10% of 21 -> 3
-    assert df.attrs["skipped"] == {reason: 1 for _, reason in fb.RAF_BAD}
+    assert df.attrs["skipped"] == {
+        **{reason: 1 for _, reason in fb.RAF_BAD},
+        "Annotation/manual: attribute file missing (labels blank)": 1,
+        "Annotation/manual: attribute file malformed (labels blank)": 1,
+        "race code not 0..2 (label blanked)": 1,
+        "gender 2 unsure or unknown (label blanked)": 8,  # 9 of the 28 have k % 3 == 2; one
+        # of those (train_00003) has a malformed file instead
+    }
+    # the manual attributes: gender k % 3 (2 unsure: blank), race k % 3, age group k % 5
+    for k, name in enumerate(rows.index):
+        row = rows.loc[name]
+        if name in (fb.RAF_NO_ATTRIBUTES, fb.RAF_MALFORMED_ATTRIBUTES):
+            assert row[["gender", "race", "age_group"]].isna().all()
+            continue
+        assert (pd.isna(row["gender"]) if k % 3 == 2 else row["gender"] == k % 3), name
+        assert (pd.isna(row["race"]) if name == fb.RAF_BAD_RACE else row["race"] == k % 3)
+        assert row["age_group"] == k % 5
+    assert rows["race"].dtype == "Int64" and rows["age_group"].dtype == "Int64"
+    no_attributes = read_source("rafdb", roots["rafdb"], attributes=False)
+    assert "age_group" not in no_attributes and no_attributes["gender"].isna().all()
 
 
 def test_rafdb_original_images(roots: dict[str, Path]) -> None:
@@ -344,7 +363,7 @@ def test_data_config_composes(name: str, detector: str, tmp_path: Path) -> None:
 EXPECTED_COLUMNS = {
     "celeba": {"gender", "smile", "eyeglasses", "no_beard", "5_o_clock_shadow", "identity"},
     "fairface": {"age", "gender", "race", "race7", "age_group"},
-    "rafdb": {"emotion"},
+    "rafdb": {"emotion", "gender", "race", "age_group"},
     "affectnet": {"emotion", "valence", "arousal", "expression", "box_x1"},
     "agedb": {"age", "gender", "name"},
 }
