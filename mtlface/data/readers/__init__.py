@@ -13,19 +13,26 @@ from typing import Any
 import pandas as pd
 
 from mtlface.data.readers.adience import AdienceReader
+from mtlface.data.readers.affectnet import AffectNetReader
+from mtlface.data.readers.agedb import AgeDBReader
 from mtlface.data.readers.base import DatasetReader, SeededSplitReader
+from mtlface.data.readers.carved import CarvedValReader
+from mtlface.data.readers.celeba import CelebAReader
 from mtlface.data.readers.ckplus import CKPlusReader
 from mtlface.data.readers.csv_manifest import CSVManifestReader
+from mtlface.data.readers.fairface import FairFaceReader
 from mtlface.data.readers.fer2013 import FER2013Reader
 from mtlface.data.readers.genki4k import Genki4KReader
 from mtlface.data.readers.imdb_wiki import IMDBWikiReader
+from mtlface.data.readers.rafdb import RAFDBReader
 from mtlface.data.readers.splits import seeded_split
 from mtlface.data.readers.utkface import UTKFaceReader
 
 READERS: dict[str, type[DatasetReader]] = {
     cls.name: cls
     for cls in (UTKFaceReader, IMDBWikiReader, Genki4KReader, AdienceReader, FER2013Reader,
-                CKPlusReader, CSVManifestReader)
+                CKPlusReader, CSVManifestReader, CelebAReader, FairFaceReader, RAFDBReader,
+                AffectNetReader, AgeDBReader)
 }
 
 
@@ -40,12 +47,18 @@ def read_source(name: str, root: str | os.PathLike, **options: Any) -> pd.DataFr
 __all__ = [
     "READERS",
     "AdienceReader",
+    "AffectNetReader",
+    "AgeDBReader",
     "CKPlusReader",
     "CSVManifestReader",
+    "CarvedValReader",
+    "CelebAReader",
     "DatasetReader",
     "FER2013Reader",
+    "FairFaceReader",
     "Genki4KReader",
     "IMDBWikiReader",
+    "RAFDBReader",
     "SeededSplitReader",
     "UTKFaceReader",
     "read_source",
