@@ -94,7 +94,7 @@ def test_split_fractions_validated(tmp_path: Path) -> None:
 
 def test_read_source_and_registry(roots: dict[str, Path]) -> None:
     assert set(READERS) == {"utkface", "imdb_wiki", "genki4k", "adience", "fer2013", "ckplus",
-                            "csv"}
+                            "csv", "celeba", "fairface", "rafdb", "affectnet", "agedb"}
     via_name = read_source("adience", roots["adience"], test_fold=2)
     direct = AdienceReader(roots["adience"], test_fold=2).read()
     pd.testing.assert_frame_equal(via_name, direct)
