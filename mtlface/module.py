@@ -23,9 +23,6 @@ STAGES = ("train", "val", "test")
 EVAL_STAGES = ("val", "test")
 SCHEDULER_KEYS = {"interval", "frequency", "monitor", "strict"}
 
-# Epoch values here come from torchmetrics, which has already reduced them over the processes
-# (identical on every rank): Lightning's advice to add sync_dist=True does not apply to them.
-warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(train|val|test)/")
 # A process that saw no labelled sample of a task still joins that task's metric sync (its
 # states are zeros); only a task labelled on no process at all is skipped.
 _NO_UPDATE = r"The ``compute`` method of metric \w+ was called before the ``update`` method"

@@ -27,8 +27,12 @@ from mtlface.resume import BatchSeed, keep_csv_history, resume_config
 from mtlface.staged import init_from_checkpoint, staged_callbacks
 
 log = logging.getLogger(__name__)
-# Lightning 2.6 trips over its own torch.utils._pytree deprecation on every fit: noise for users.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Warnings a training run silences, inside the run only (no import-time filters): Lightning 2.6
+# trips over its own torch.utils._pytree deprecation on every fit; and it advises sync_dist=True
+# for epoch values that torchmetrics has already reduced over the processes (identical on
+# every rank), where the advice does not apply.
+QUIET = (r".*isinstance\(treespec, LeafSpec\)",
+         r"It is recommended to use `self.log\('(train|val|test)/")
 
 RESULTS_NAME = "results.json"
 FAILED_NAME = "failed.json"  # mtlface.analysis reads it: a sweep job that raised
@@ -123,6 +127,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     ``resume=<run folder>`` continues that run from ``checkpoints/last.ckpt`` with its saved
     config (see :func:`resume_config`), writing into the same folder."""
+    with warnings.catch_warnings():
+        for message in QUIET:
+            warnings.filterwarnings("ignore", message=message)
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = None
     if cfg.get("resume"):
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
@@ -142,6 +153,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data, tasks=list(cfg.tasks), input_spec=input_spec)
     trainer = build_trainer(cfg)
     _check_launch(trainer)
+    log_config(trainer, cfg)
     if cfg.get("memory_check", True) and ckpt_path is None:
         check_fits(model, (input_spec.channels, input_spec.size, input_spec.size),
                    cfg.data.batch_size,
@@ -168,6 +180,21 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if not cfg.get("keep_output", True):
         _discard(output_dir)
     return results
+
+
+def log_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
+    """The resolved run config reaches every logger's hyper-parameters (TensorBoard's hparams
+    tab, the CSV logger's hparams.yaml), flattened by the loggers. Not the checkpoint's
+    hparams: weights_only loading reads no objects, and the run folder holds the config."""
+    if not trainer.loggers:
+        return
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except Exception:  # noqa: BLE001 - an interpolation outside a Hydra job: log it as written
+        config = OmegaConf.to_container(cfg, resolve=False)
+    config.pop("hydra", None)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(config)
 
 
 def _discard(output_dir: Path) -> None:

@@ -13,7 +13,8 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from mtlface.data import synthetic
+from mtlface.data.synthetic import __main__ as synthetic_cli
+from mtlface.data.synthetic import provider as synthetic
 from mtlface.data.manifest import read_manifest
 from mtlface.data.synthetic import SyntheticFaces, render_face, sample_attributes
 from mtlface.labels import LABELS
@@ -282,9 +283,9 @@ def test_age_is_predictable_from_the_image():
 
 
 def test_cli_prints_the_manifest_and_counts(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(synthetic, "DEFAULT_SOURCES", {"tiny": {
+    monkeypatch.setattr(synthetic_cli, "DEFAULT_SOURCES", {"tiny": {
         "tasks": ["emotion"], "image_size": 16, "grey": True, "splits": {"train": 3, "val": 2}}})
-    synthetic.main(["--root", str(tmp_path), "--seed", "4", "--workers", "1"])
+    synthetic_cli.main(["--root", str(tmp_path), "--seed", "4", "--workers", "1"])
     out = capsys.readouterr().out.splitlines()
     assert Path(out[0]).is_file() and Path(out[0]).parent.parent == tmp_path
     assert out[-1].split() == ["tiny", "3", "2", "0"]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import ROOT, SMALL_BKNET, TINY_SOURCES, compose_train
 from mtlface.train import run
@@ -35,6 +36,11 @@ def test_short_training_run_beats_chance_on_every_task(data_dir, tmp_path):
     assert 0 < results["val/score"] <= 1
     assert list((tmp_path / "checkpoints").glob("epoch*.ckpt")), "best checkpoint saved"
     assert (tmp_path / "csv" / "metrics.csv").is_file()
+    # The resolved config reaches the loggers' hyper-parameters (flattened by each logger).
+    hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())
+    assert hparams["trainer"]["max_epochs"] == 12 and hparams["seed"] == 1
+    assert hparams["paths"]["output_dir"] == str(tmp_path)  # resolved, not ${hydra:...}
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize("overrides", [
