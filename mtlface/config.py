@@ -28,7 +28,8 @@ CONF_DIR = _conf_dir()
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+    """The options of a config group; ``_base`` and other ``_``-names are parts, not options."""
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def _choices(value) -> Iterable[str]:
