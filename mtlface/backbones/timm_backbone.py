@@ -47,9 +47,12 @@ class TimmBackbone(nn.Module):
         )
         # head_hidden_size, not num_features: they differ for models with a pre-logits layer.
         self.out_features = int(getattr(self.model, "head_hidden_size", self.model.num_features))
-        cfg = self.model.pretrained_cfg
-        size = input_size or int(cfg.get("input_size", (3, 224, 224))[-1])
-        mean, std = tuple(cfg.get("mean", (0.5,) * 3)), tuple(cfg.get("std", (0.5,) * 3))
+        # timm's own resolution of the model's input settings. Its crop_pct (a centre crop for
+        # evaluation) is not applied: face crops are already tight around the face, and every
+        # backbone shares the pipeline's resize.
+        cfg = timm.data.resolve_model_data_config(self.model)
+        size = input_size or int(cfg["input_size"][-1])
+        mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
         if in_chans == 1:  # a grey input is the mean of RGB: average the statistics likewise
             mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
         self.input_spec = InputSpec(size, in_chans, mean, std)
