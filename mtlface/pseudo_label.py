@@ -48,8 +48,7 @@ from mtlface.errors import debug_requested
 from mtlface.labels import LABELS
 from mtlface.predict.backends import check_device
 from mtlface.predict.errors import exit_code_of
-from mtlface.predict.runs import read_state_dict
-from mtlface.staged import CheckpointMismatchError
+from mtlface.predict.runs import build_trained_model, load_config
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +95,10 @@ class PseudoLabelSummary:
 
 def load_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None = None
              ) -> tuple[torch.nn.Module, InputSpec, Path]:
-    """The model of a ``train.py`` run, rebuilt from its saved config, with the weights of
-    ``checkpoint`` (default: the run's best); also its input spec and the checkpoint path.
-    ``run`` may also be a checkpoint inside ``<run>/checkpoints/``."""
-    from mtlface.train import build_model  # late: train imports Lightning's whole stack
-
+    """The model of a ``train.py`` run with the weights of ``checkpoint`` (default: the run's
+    best), its input spec and the checkpoint path: the Predictor's loader
+    (:func:`mtlface.predict.runs.build_trained_model`). ``run`` may also be a checkpoint inside
+    ``<run>/checkpoints/``."""
     path = Path(run).expanduser()
     if path.is_file():
         checkpoint = checkpoint or path
@@ -108,18 +106,12 @@ def load_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None = None
     elif not path.is_dir():
         raise FileNotFoundError(f"no run folder at {path}: pass the folder of a train.py run "
                                 f"(or one of its checkpoints) with run=")
-    config = path / ".hydra" / "config.yaml"
-    if not config.is_file():
+    if not (path / ".hydra" / "config.yaml").is_file():
         raise FileNotFoundError(f"{path} has no .hydra/config.yaml: pass the folder of a "
                                 f"train.py run (the model is rebuilt from its config)")
-    model, input_spec = build_model(OmegaConf.load(config))
     ckpt = best_checkpoint(checkpoint or path)
-    try:
-        model.load_state_dict(read_state_dict(ckpt))
-    except RuntimeError as exc:
-        raise CheckpointMismatchError(f"{ckpt} does not fit the model of {config}: "
-                                      f"{exc}") from exc
-    return model.eval(), input_spec, ckpt
+    model, input_spec = build_trained_model(load_config(path), ckpt)
+    return model, input_spec, ckpt
 
 
 def decode_confident(task: torch.nn.Module, pred: Tensor) -> tuple[Tensor, Tensor]:

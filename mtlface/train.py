@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from mtlface.checkpoint import best_checkpoint
 from mtlface.config import check_override_types, is_group_override
 from mtlface.errors import ConfigError, UserError, report
+from mtlface.factory import build_datamodule, build_model
 from mtlface.memory import check_fits
 from mtlface.resume import BatchSeed, keep_csv_history, resume_config
 from mtlface.staged import init_from_checkpoint, staged_callbacks
@@ -89,22 +90,6 @@ def _record_failure(error: Exception) -> None:
               HydraConfig.get().job.num, record["cause"], job_dir / FAILED_NAME)
 
 
-def build_model(cfg: DictConfig) -> tuple[pl.LightningModule, Any]:
-    """The module (backbone + one task per entry of ``cfg.tasks``) and its backbone's input."""
-    if not cfg.get("tasks"):
-        raise ValueError("no tasks selected: pass e.g. tasks=[age,gender]")
-    backbone = instantiate(cfg.backbone)
-    tasks = {name: instantiate(task_cfg, in_features=backbone.out_features)
-             for name, task_cfg in cfg.tasks.items()}
-    for name, task in tasks.items():
-        if task.name != name:
-            raise ValueError(f"tasks.{name} builds a task named {task.name!r}: the key and the "
-                             f"task name must match")
-    model = instantiate(cfg.model, backbone=backbone, tasks=tasks,
-                        weighting=instantiate(cfg.weighting))
-    return model, backbone.input_spec
-
-
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     # A callback set to null (debug=fast's model_checkpoint) is switched off.
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
@@ -150,7 +135,7 @@ def _run(cfg: DictConfig) -> dict[str, float]:
             raise UserError(f"init_from={cfg.init_from}: {exc}; pass a run folder "
                             f"(outputs/runs/<date>_<time>) or a .ckpt file") from None
         init_from_checkpoint(model, start)
-    datamodule = instantiate(cfg.data, tasks=list(cfg.tasks), input_spec=input_spec)
+    datamodule = build_datamodule(cfg, input_spec)
     trainer = build_trainer(cfg)
     _check_launch(trainer)
     log_config(trainer, cfg)

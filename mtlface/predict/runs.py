@@ -113,7 +113,7 @@ def load_weights(model: nn.Module, state: dict, source: str | os.PathLike) -> No
 def build_trained_model(cfg: DictConfig, checkpoint: str | os.PathLike,
                         device: str | torch.device = "cpu"):
     """The run's module with the checkpoint's weights, in eval mode, and its ``InputSpec``."""
-    from mtlface.train import build_model  # Lightning: only the torch backend needs it
+    from mtlface.factory import build_model  # Lightning: only the torch backend needs it
 
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
