@@ -138,7 +138,6 @@ def _run(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg, input_spec)
     trainer = build_trainer(cfg)
     _check_launch(trainer)
-    log_config(trainer, cfg)
     if cfg.get("memory_check", True) and ckpt_path is None:
         check_fits(model, (input_spec.channels, input_spec.size, input_spec.size),
                    cfg.data.batch_size,
@@ -147,6 +146,7 @@ def _run(cfg: DictConfig) -> dict[str, float]:
         if ckpt_path is not None:  # resuming into the run's own folders is the point
             warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
             keep_csv_history(trainer, ckpt_path)
+        log_config(trainer, cfg)  # after the history: a CSV logger's first use empties its file
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
