@@ -1,1 +1,0 @@
-"""The Hydra configs, shipped in the wheel as the package ``mtlface.conf`` (see setup.py)."""

@@ -1,5 +1,0 @@
-import sys
-
-from mtlface.evaluate.cli import main
-
-sys.exit(main())
