@@ -128,6 +128,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         cfg, ckpt_path = resume_config(cfg, overrides)
     _check_required(cfg)
+    if cfg.get("calibrate"):  # a bad level stops the run now, not after training
+        from mtlface.calibration.conformal import check_level
+        check_level((cfg.get("conformal") or {}).get("level", 0.9), "conformal.level")
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +162,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test", True):
         results |= _plain(trainer.test(model, datamodule=datamodule, ckpt_path=best,
                                        verbose=False)[0])
+    if trainer.is_global_zero and cfg.get("calibrate"):
+        from mtlface.calibration.fit import calibrate_after_training
+        calibrate_after_training(cfg, model, input_spec, best, output_dir)
     if trainer.is_global_zero:  # under DDP every process holds the same (reduced) results
         (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
         log.info("results written to %s", output_dir / RESULTS_NAME)
