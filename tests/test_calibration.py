@@ -177,3 +177,113 @@ def test_calibrate_command_without_a_validation_split(trained_run, tmp_path, cap
 def test_calibrate_command_for_a_missing_run(tmp_path, capsys):
     assert calibrate_main([f"run={tmp_path / 'nope'}"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+# -- after training: skipped under debug=fast, a bad level stops the run early -------------
+
+
+def test_fast_debug_run_skips_calibration_with_a_reason(data_dir, tmp_path, caplog):
+    import logging
+
+    from conftest import SMALL_BKNET, TINY_SOURCES, compose_train
+    from mtlface.train import run
+
+    cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, "debug=fast", "tasks=[age,gender]"],
+                        output_dir=tmp_path / "fast")
+    with caplog.at_level(logging.INFO, logger="mtlface.calibration.fit"):
+        run(cfg)
+    assert "calibration skipped: no best checkpoint" in caplog.text
+
+
+def test_a_bad_conformal_level_stops_training_before_it_starts(data_dir, tmp_path):
+    from conftest import TINY_SOURCES, compose_train
+    from mtlface.train import run
+
+    cfg = compose_train([*TINY_SOURCES, "debug=fast", "conformal.level=1.5"],
+                        output_dir=tmp_path / "bad")
+    with pytest.raises(ConfigError, match=r"conformal.level=1.5: .*strictly between 0 and 1"):
+        run(cfg)
+
+
+# -- the Predictor and the demo ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def astronaut(tmp_path_factory):
+    from PIL import Image
+
+    skimage_data = pytest.importorskip("skimage.data")
+    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
+    Image.fromarray(skimage_data.astronaut()).save(path, quality=92)
+    return path
+
+
+def test_predictor_gives_calibrated_probabilities_and_the_age_interval(trained_run, astronaut):
+    from mtlface import Predictor
+
+    cal = Calibration.load(calibration_path(trained_run))
+    calibrated = Predictor.from_run(trained_run)
+    assert calibrated.calibration == cal
+    age = calibrated.predict(astronaut)[0]["age"]
+    lo, hi = age.interval
+    assert age.interval_level == 0.9
+    assert lo == pytest.approx(max(0.0, age.years - cal.interval.q), abs=0.01)
+    assert hi == pytest.approx(age.years + cal.interval.q, abs=0.01)
+    assert json.loads(json.dumps(calibrated.predict(astronaut)[0].to_dict())
+                      )["tasks"]["age"]["interval"] == [lo, hi]
+    # The probabilities are softmax(logits / T): the uncalibrated predictor's logits agree.
+    raw = Predictor.from_checkpoint(calibrated_ckpt(trained_run, cal), trained_run / ".hydra" /
+                                    "config.yaml")
+    assert raw.calibration is None
+    face = raw.predict(astronaut)[0]
+    assert face["age"].interval is None
+    gender_raw = torch.tensor(list(face["gender"].probs.values())).log()
+    expected = (gender_raw / cal.temperatures["gender"]).softmax(-1)
+    got = calibrated.predict(astronaut)[0]["gender"].probs
+    assert list(got.values()) == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def calibrated_ckpt(run, cal):
+    return run / "checkpoints" / cal.checkpoint
+
+
+def test_groupwise_interval_uses_the_faces_predicted_group():
+    from mtlface.calibration import AgeInterval
+    from mtlface.predict.results import AgePrediction, TaskPrediction, with_intervals
+
+    interval = AgeInterval("age", 0.9, 10.0, 100, "gender", {"female": 4.0})
+    age = AgePrediction("16-32", 1, {}, 20.0, (16.0, 32.0))
+    faces = [{"age": age, "gender": TaskPrediction("female", 1, {})},
+             {"age": age, "gender": TaskPrediction("male", 0, {})}]
+    with_intervals(faces, interval)
+    assert faces[0]["age"].interval == (16.0, 24.0)
+    assert faces[1]["age"].interval == (10.0, 30.0)  # no own q: the pooled one
+
+
+def test_demo_json_csv_and_caption_carry_the_interval(trained_run, astronaut, tmp_path, capsys):
+    import csv
+
+    from PIL import Image
+
+    from mtlface.predict.cli import main as demo
+    from mtlface.predict.draw import caption
+
+    js = tmp_path / "faces.jsonl"
+    assert demo(["--run", str(trained_run), "-i", str(astronaut), "-o",
+                 str(tmp_path / "a.jpg"), "--json", str(js)]) == 0
+    age = json.loads(js.read_text().splitlines()[0])["tasks"]["age"]
+    lo, hi = age["interval"]
+    assert lo <= age["years"] <= hi and age["interval_level"] == 0.9
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(astronaut).save(photos / "a.jpg")
+    table = tmp_path / "p.csv"
+    assert demo(["--run", str(trained_run), "--dir", str(photos), "--csv", str(table),
+                 "--no-progress"]) == 0
+    (row,) = list(csv.DictReader(table.open()))
+    assert json.loads(row["age_interval"]) == pytest.approx([lo, hi], abs=0.06)
+    from mtlface.predict.results import AgePrediction
+
+    shown = AgePrediction("32-48", 2, {}, 44.0, (32.0, 48.0), (35.2, 52.8), 0.9)
+    assert caption("age", shown) == "age 44 (32-48) 90%: 35-53"
+    capsys.readouterr()

@@ -97,7 +97,7 @@ def test_predictions_are_the_modules_outputs_decoded(predictor, astronaut, train
     face = predictor.predict_faces([crop])[0]
     model = predictor.backend.model
     with torch.no_grad():
-        raw = model(predictor.preprocess([crop]))
+        raw = predictor.calibration.apply(model(predictor.preprocess([crop])))  # logits / T
     probs = raw["emotion"].softmax(-1)[0]
     assert face["emotion"].index == int(probs.argmax())
     assert face["emotion"].probs["happy"] == pytest.approx(float(probs[3]), abs=1e-5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from torch import Tensor
 
@@ -38,6 +38,10 @@ class AgePrediction(TaskPrediction):
 
     years: float
     bin: tuple[float | None, float | None]
+    # [low, high] in years holding the true age with probability ``interval_level`` (split-
+    # conformal, from the run's calibration.json); None when the run has no calibration.
+    interval: tuple[float, float] | None = None
+    interval_level: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,19 @@ def decode_batch(tasks: Mapping[str, Task],
     per_task = {name: _decode_task(task, raw[name].float().cpu()) for name, task in tasks.items()}
     size = len(next(iter(raw.values()))) if raw else 0
     return [{name: preds[i] for name, preds in per_task.items()} for i in range(size)]
+
+
+def with_intervals(preds: list[dict[str, TaskPrediction]], interval) -> None:
+    """Give each face's age prediction its interval (an ``AgeInterval``: ``q`` pooled, or of
+    the face's predicted group when it is group-wise), in place."""
+    for faces in preds:
+        age = faces.get(interval.task)
+        if not isinstance(age, AgePrediction):
+            continue
+        group = faces[interval.groupwise].label if interval.groupwise in faces else None
+        lo, hi = interval.bounds(age.years, group)
+        faces[interval.task] = replace(age, interval=(round(lo, 2), round(hi, 2)),
+                                       interval_level=interval.level)
 
 
 def _decode_task(task: Task, pred: Tensor) -> list[TaskPrediction]:
