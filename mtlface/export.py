@@ -11,6 +11,11 @@ inference needs besides the weights (task decoding, input spec, face settings), 
 the file is run on random inputs and compared with PyTorch; the largest absolute difference
 is printed and stored in the JSON.
 
+A calibrated run (``<run>/calibration.json``, fitted for the exported checkpoint) exports
+calibrated outputs: each task's logits are divided by its temperature inside the graph, and
+the JSON holds the calibration (temperatures, age interval), so any backend gives the same
+calibrated probabilities and intervals as the Predictor on the checkpoint.
+
 A mistake (a bad argument: exit 2; a missing run or checkpoint, an unwritable ``out``: exit 1)
 ends with one ``error:`` line, checked before the export starts; ``--debug`` shows the
 traceback.
@@ -29,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from mtlface.backbones.spec import InputSpec
+from mtlface.calibration.store import Calibration, load_run_calibration
 from mtlface.predict.backends import OnnxBackend, TorchScriptBackend
 from mtlface.errors import ConfigError, check_writable, debug_requested
 from mtlface.predict.errors import PredictError, exit_code_of
@@ -44,18 +50,23 @@ INPUT_NAME = "image"
 
 class ExportModel(nn.Module):
     """Plain ``nn.Module`` around the trained backbone and heads: images -> one output per
-    task, in ``names`` order (a tuple, or a dict when ``as_dict``)."""
+    task, in ``names`` order (a tuple, or a dict when ``as_dict``); a task in ``temperatures``
+    has its output divided by its temperature (calibrated logits)."""
 
-    def __init__(self, backbone: nn.Module, tasks: Mapping[str, Task], as_dict: bool = False):
+    def __init__(self, backbone: nn.Module, tasks: Mapping[str, Task], as_dict: bool = False,
+                 temperatures: Mapping[str, float] | None = None):
         super().__init__()
         self.backbone = backbone
         self.tasks = nn.ModuleDict(dict(tasks))
         self.names = list(tasks)
         self.as_dict = as_dict
+        self.temperatures = {n: float(t) for n, t in (temperatures or {}).items() if n in tasks}
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...] | dict[str, Tensor]:
         features = self.backbone(images)
         outputs = [self.tasks[name](features) for name in self.names]
+        outputs = [out / self.temperatures[name] if name in self.temperatures else out
+                   for name, out in zip(self.names, outputs)]
         return dict(zip(self.names, outputs)) if self.as_dict else tuple(outputs)
 
 
@@ -65,6 +76,7 @@ class ExportResult:
     metadata: Path
     format: str
     max_abs_diff: float  # exported vs PyTorch on the same random inputs
+    calibrated: bool = False  # temperatures in the graph, calibration in the metadata
 
     @property
     def ok(self) -> bool:
@@ -89,16 +101,20 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     checkpoint = Path(checkpoint or best_checkpoint(run_dir))
     model, spec = build_trained_model(cfg, checkpoint, "cpu")
     return export_model(model.backbone, model.tasks, spec, fmt, out, settings_from_config(cfg),
+                        calibration=load_run_calibration(run_dir, checkpoint),
                         run=str(run_dir), checkpoint=str(checkpoint))
 
 
 def export_model(backbone: nn.Module, tasks: Mapping[str, Task], spec: InputSpec, fmt: str,
                  out: str | os.PathLike, faces: FaceSettings | None = None,
-                 **extra: str) -> ExportResult:
+                 calibration: Calibration | None = None, **extra: str) -> ExportResult:
     _check_format(fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = ExportModel(backbone, tasks, as_dict=fmt == "torchscript").eval()
+    if calibration is not None:  # the temperatures go into the graph, the rest into the JSON
+        extra["calibration"] = calibration.to_dict()
+    wrapper = ExportModel(backbone, tasks, as_dict=fmt == "torchscript",
+                          temperatures=calibration.temperatures if calibration else None).eval()
     example = random_inputs(spec, batch=2, seed=0)
     with torch.no_grad():
         if fmt == "torchscript":
@@ -111,7 +127,7 @@ def export_model(backbone: nn.Module, tasks: Mapping[str, Task], spec: InputSpec
                                 parity_max_abs_diff=diff, **extra)
     meta = metadata_path(out)
     meta.write_text(info.to_json())
-    return ExportResult(out, meta, fmt, diff)
+    return ExportResult(out, meta, fmt, diff, calibration is not None)
 
 
 def _to_torchscript(wrapper: ExportModel, example: Tensor, out: Path) -> None:
@@ -191,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _export(args: dict[str, str]) -> int:
     result = export_run(args["run"], args["format"], args.get("out"), args.get("checkpoint"))
     print(f"exported {result.format} model to {result.path} (metadata: {result.metadata})")
+    if result.calibrated:
+        print("calibrated: logits divided by the run's temperatures; age interval in the metadata")
     verdict = "ok" if result.ok else f"FAILED (tolerance {PARITY_TOLERANCE:g})"
     print(f"parity with PyTorch on 3 random inputs: max abs difference "
           f"{result.max_abs_diff:.3g}: {verdict}")

@@ -287,3 +287,31 @@ def test_demo_json_csv_and_caption_carry_the_interval(trained_run, astronaut, tm
     shown = AgePrediction("32-48", 2, {}, 44.0, (32.0, 48.0), (35.2, 52.8), 0.9)
     assert caption("age", shown) == "age 44 (32-48) 90%: 35-53"
     capsys.readouterr()
+
+
+# -- exports -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exports_carry_the_calibration_and_predict_like_the_checkpoint(trained_run, tmp_path,
+                                                                      astronaut, fmt):
+    import shutil
+
+    from mtlface import Predictor
+    from mtlface.export import PARITY_TOLERANCE, export_run
+    from mtlface.predict.metadata import ModelInfo
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    result = export_run(run, fmt)
+    assert result.calibrated and result.max_abs_diff < PARITY_TOLERANCE
+    stored = ModelInfo.load(result.metadata).extra["calibration"]
+    assert Calibration.from_dict(stored) == Calibration.load(calibration_path(run))
+    torch_face = Predictor.from_run(run).predict(astronaut)[0]
+    exported = Predictor.from_run(run, backend=fmt)
+    assert exported.calibrated_outputs
+    face = exported.predict(astronaut)[0]
+    for name, pred in torch_face.tasks.items():
+        assert list(face[name].probs.values()) == pytest.approx(list(pred.probs.values()),
+                                                                abs=1e-4)
+    assert face["age"].interval == pytest.approx(torch_face["age"].interval, abs=0.011)
