@@ -11,10 +11,11 @@ inference needs besides the weights (task decoding, input spec, face settings), 
 the file is run on random inputs and compared with PyTorch; the largest absolute difference
 is printed and stored in the JSON.
 
-A calibrated run (``<run>/calibration.json``, fitted for the exported checkpoint) exports
-calibrated outputs: each task's logits are divided by its temperature inside the graph, and
-the JSON holds the calibration (temperatures, age interval), so any backend gives the same
-calibrated probabilities and intervals as the Predictor on the checkpoint.
+A calibrated run (``<run>/calibration.json``, fitted for the exported checkpoint) keeps its
+raw outputs in the graph and its calibration in the JSON (``calibration.temperatures``: divide
+a task's logits by it before the softmax; ``calibration.interval.q``: the age interval is the
+predicted age +- q): ``Predictor`` applies it with every backend, so ONNX, TorchScript and the
+checkpoint give the same calibrated probabilities and intervals.
 
 A mistake (a bad argument: exit 2; a missing run or checkpoint, an unwritable ``out``: exit 1)
 ends with one ``error:`` line, checked before the export starts; ``--debug`` shows the
@@ -50,23 +51,18 @@ INPUT_NAME = "image"
 
 class ExportModel(nn.Module):
     """Plain ``nn.Module`` around the trained backbone and heads: images -> one output per
-    task, in ``names`` order (a tuple, or a dict when ``as_dict``); a task in ``temperatures``
-    has its output divided by its temperature (calibrated logits)."""
+    task, in ``names`` order (a tuple, or a dict when ``as_dict``)."""
 
-    def __init__(self, backbone: nn.Module, tasks: Mapping[str, Task], as_dict: bool = False,
-                 temperatures: Mapping[str, float] | None = None):
+    def __init__(self, backbone: nn.Module, tasks: Mapping[str, Task], as_dict: bool = False):
         super().__init__()
         self.backbone = backbone
         self.tasks = nn.ModuleDict(dict(tasks))
         self.names = list(tasks)
         self.as_dict = as_dict
-        self.temperatures = {n: float(t) for n, t in (temperatures or {}).items() if n in tasks}
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...] | dict[str, Tensor]:
         features = self.backbone(images)
         outputs = [self.tasks[name](features) for name in self.names]
-        outputs = [out / self.temperatures[name] if name in self.temperatures else out
-                   for name, out in zip(self.names, outputs)]
         return dict(zip(self.names, outputs)) if self.as_dict else tuple(outputs)
 
 
@@ -76,7 +72,7 @@ class ExportResult:
     metadata: Path
     format: str
     max_abs_diff: float  # exported vs PyTorch on the same random inputs
-    calibrated: bool = False  # temperatures in the graph, calibration in the metadata
+    calibrated: bool = False  # the run's calibration is in the metadata
 
     @property
     def ok(self) -> bool:
@@ -111,10 +107,9 @@ def export_model(backbone: nn.Module, tasks: Mapping[str, Task], spec: InputSpec
     _check_format(fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if calibration is not None:  # the temperatures go into the graph, the rest into the JSON
+    if calibration is not None:  # applied by the Predictor, whatever the backend
         extra["calibration"] = calibration.to_dict()
-    wrapper = ExportModel(backbone, tasks, as_dict=fmt == "torchscript",
-                          temperatures=calibration.temperatures if calibration else None).eval()
+    wrapper = ExportModel(backbone, tasks, as_dict=fmt == "torchscript").eval()
     example = random_inputs(spec, batch=2, seed=0)
     with torch.no_grad():
         if fmt == "torchscript":
@@ -208,7 +203,7 @@ def _export(args: dict[str, str]) -> int:
     result = export_run(args["run"], args["format"], args.get("out"), args.get("checkpoint"))
     print(f"exported {result.format} model to {result.path} (metadata: {result.metadata})")
     if result.calibrated:
-        print("calibrated: logits divided by the run's temperatures; age interval in the metadata")
+        print("calibration (temperatures, age interval) stored in the metadata")
     verdict = "ok" if result.ok else f"FAILED (tolerance {PARITY_TOLERANCE:g})"
     print(f"parity with PyTorch on 3 random inputs: max abs difference "
           f"{result.max_abs_diff:.3g}: {verdict}")

@@ -237,6 +237,9 @@ def test_predictor_gives_calibrated_probabilities_and_the_age_interval(trained_r
     assert raw.calibration is None
     face = raw.predict(astronaut)[0]
     assert face["age"].interval is None
+    # Calibration changes the probabilities, never the prediction.
+    assert face["age"].years == pytest.approx(age.years, abs=1e-4)
+    assert all(face[t].label == calibrated.predict(astronaut)[0][t].label for t in face.tasks)
     gender_raw = torch.tensor(list(face["gender"].probs.values())).log()
     expected = (gender_raw / cal.temperatures["gender"]).softmax(-1)
     got = calibrated.predict(astronaut)[0]["gender"].probs
@@ -309,9 +312,22 @@ def test_exports_carry_the_calibration_and_predict_like_the_checkpoint(trained_r
     assert Calibration.from_dict(stored) == Calibration.load(calibration_path(run))
     torch_face = Predictor.from_run(run).predict(astronaut)[0]
     exported = Predictor.from_run(run, backend=fmt)
-    assert exported.calibrated_outputs
+    assert exported.calibration == Calibration.load(calibration_path(run))
     face = exported.predict(astronaut)[0]
     for name, pred in torch_face.tasks.items():
         assert list(face[name].probs.values()) == pytest.approx(list(pred.probs.values()),
                                                                 abs=1e-4)
     assert face["age"].interval == pytest.approx(torch_face["age"].interval, abs=0.011)
+
+
+@pytest.mark.parametrize("readout", ["expected", "ordinal", "argmax"])
+def test_a_temperature_changes_probabilities_never_the_predicted_age(readout):
+    from mtlface.calibration.store import decode
+    from mtlface.tasks import AgeBins, AgeTask
+
+    task = AgeTask(8, AgeBins.uniform(5), readout=readout)
+    raw = task(torch.randn(16, 8, generator=torch.Generator().manual_seed(0)))
+    plain, hot = task.decode(raw), decode(task, raw, 2.5)
+    assert torch.equal(hot["years"], plain["years"]) and torch.equal(hot["bin"], plain["bin"])
+    assert torch.allclose(hot["probs"], task.decode(raw / 2.5)["probs"])
+    assert not torch.allclose(hot["probs"], plain["probs"])

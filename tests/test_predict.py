@@ -97,8 +97,9 @@ def test_predictions_are_the_modules_outputs_decoded(predictor, astronaut, train
     face = predictor.predict_faces([crop])[0]
     model = predictor.backend.model
     with torch.no_grad():
-        raw = predictor.calibration.apply(model(predictor.preprocess([crop])))  # logits / T
-    probs = raw["emotion"].softmax(-1)[0]
+        raw = model(predictor.preprocess([crop]))
+    # The run is calibrated: probabilities of logits / T; classes and the age are unchanged.
+    probs = predictor.calibration.apply(raw)["emotion"].softmax(-1)[0]
     assert face["emotion"].index == int(probs.argmax())
     assert face["emotion"].probs["happy"] == pytest.approx(float(probs[3]), abs=1e-5)
     expected_age = float(raw["age"].softmax(-1)[0] @ torch.tensor([8.0, 24, 40, 56, 72]))

@@ -127,8 +127,8 @@ def check_groupwise(groupwise: str | None, tasks: Mapping[str, Task],
 def fit_calibration(tasks: Mapping[str, Task], outputs: Outputs, level: float = DEFAULT_LEVEL,
                     groupwise: str | None = None, checkpoint: str | None = None,
                     strict: bool = True) -> Calibration:
-    """Temperatures of the tasks with probabilities, then the age interval at ``level`` on the
-    calibrated ages. ``strict=False`` (after training) leaves the interval out, logged, when
+    """Temperatures of the tasks with probabilities, and the age interval at ``level`` (on the
+    predicted ages, which temperatures do not change). ``strict=False`` (after training) leaves the interval out, logged, when
     there are too few labelled age rows; the command raises."""
     level = check_level(level)
     groupwise = check_groupwise(groupwise, tasks)
@@ -157,8 +157,7 @@ def _fit_interval(tasks, outputs: Outputs, calibration: Calibration, level: floa
     name = age_task(tasks)
     if name is None:
         return None
-    calibrated = calibration.apply(outputs.raw)
-    years = tasks[name].years(calibrated[name]).double().numpy()
+    years = tasks[name].years(outputs.raw[name]).double().numpy()  # T never moves the age
     true = np.asarray(outputs.targets[name], dtype=np.float64)
     mask = ~np.isnan(true)
     scores = np.abs(years[mask] - true[mask])
@@ -166,7 +165,7 @@ def _fit_interval(tasks, outputs: Outputs, calibration: Calibration, level: floa
         q = conformal_quantile(scores, level)
         q_by_group, counts = {}, {}
         if groupwise:
-            groups = np.asarray(predicted_groups(tasks, calibrated, groupwise))[mask]
+            groups = np.asarray(predicted_groups(tasks, outputs.raw, groupwise))[mask]
             q_by_group, counts = groupwise_quantiles(scores, groups, level)
     except UserError as exc:
         if strict:

@@ -99,6 +99,20 @@ class Calibration:
         return cls.from_dict(data, str(path))
 
 
+def decode(task, raw: Tensor, temperature: float | None = None) -> dict[str, Tensor]:
+    """``task.decode`` with the probabilities of ``raw / temperature``; the predicted class,
+    age group and age in years stay those of ``raw``. Calibration changes how sure the model
+    says it is, never what it predicts (a ``T > 0`` keeps every class, but an expected-age or
+    CORAL read-out would move with it)."""
+    if temperature is None or temperature == 1.0:
+        return task.decode(raw)
+    out = task.decode(raw / temperature)
+    if "years" in out:
+        plain = task.decode(raw)
+        out["years"], out["bin"] = plain["years"], plain["bin"]
+    return out
+
+
 def calibration_path(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / CALIBRATION_NAME
 

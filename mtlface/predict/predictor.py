@@ -36,17 +36,15 @@ class Predictor:
     ``detector`` and ``crop`` override the run's face settings (``MTCNNDetector`` keywords,
     ``CropSpec`` fields), e.g. ``detector={"min_score": 0.8}``.
 
-    ``calibration`` (the run's ``calibration.json``: :meth:`from_run` loads it) divides each
-    task's logits by its temperature and gives the age its interval; ``calibrated_outputs``
-    says the backend's outputs are already divided (an export holds the temperatures)."""
+    ``calibration`` (the run's ``calibration.json``: :meth:`from_run` loads it, an export
+    carries it in its metadata) gives each task the probabilities of its logits divided by its
+    temperature, and the age its interval; predicted classes and ages are unchanged."""
 
     def __init__(self, backend: Backend, tasks: Mapping[str, Task], input_spec: InputSpec,
                  faces: FaceSettings | None = None, device: str = "cpu",
-                 calibration: Calibration | None = None,
-                 calibrated_outputs: bool = False) -> None:
+                 calibration: Calibration | None = None) -> None:
         self.backend = backend
         self.calibration = calibration
-        self.calibrated_outputs = calibrated_outputs
         self.tasks = dict(tasks)
         self.input_spec = input_spec
         self.faces = faces or FaceSettings()
@@ -107,8 +105,7 @@ class Predictor:
         stored = info.extra.get("calibration")
         calibration = Calibration.from_dict(stored, str(metadata_path(path))) if stored else None
         return cls(backend, info.build_tasks(), info.input_spec,
-                   _override(info.faces, detector, crop), device, calibration,
-                   calibrated_outputs=calibration is not None)
+                   _override(info.faces, detector, crop), device, calibration)
 
     # -- prediction ---------------------------------------------------------------------------
 
@@ -149,10 +146,10 @@ class Predictor:
 
     def _run(self, crops: Sequence[np.ndarray]) -> list[dict[str, TaskPrediction]]:
         raw = self.backend(self.preprocess(crops))
-        if self.calibration is not None and not self.calibrated_outputs:
-            raw = self.calibration.apply(raw)
-        preds = decode_batch(self.tasks, raw)
-        if self.calibration is not None and self.calibration.interval is not None:
+        if self.calibration is None:
+            return decode_batch(self.tasks, raw)
+        preds = decode_batch(self.tasks, raw, self.calibration.temperatures)
+        if self.calibration.interval is not None:
             with_intervals(preds, self.calibration.interval)
         return preds
 
