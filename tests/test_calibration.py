@@ -331,3 +331,90 @@ def test_a_temperature_changes_probabilities_never_the_predicted_age(readout):
     assert torch.equal(hot["years"], plain["years"]) and torch.equal(hot["bin"], plain["bin"])
     assert torch.allclose(hot["probs"], task.decode(raw / 2.5)["probs"])
     assert not torch.allclose(hot["probs"], plain["probs"])
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained_run, tmp_path_factory):
+    from mtlface.evaluate.cli import parse_args
+    from mtlface.evaluate.run import evaluate
+
+    return evaluate(parse_args([f"run={trained_run}", f"out={tmp_path_factory.mktemp('ev')}"]))
+
+
+def test_evaluation_reports_ece_and_nll_before_and_after_calibration(evaluated, trained_run):
+    import pandas as pd
+    from PIL import Image
+
+    m, table = evaluated.metrics, pd.read_csv(evaluated.folder / "predictions.csv")
+    cal = Calibration.load(calibration_path(trained_run))
+    for task in ("age", "gender", "smile", "emotion", "race"):
+        rows = table[table[f"{task}_true"].notna()]
+        assert m[f"test/{task}/nll"] == pytest.approx(rows[f"{task}_nll"].mean())
+        assert m[f"test/{task}/nll_uncal"] == pytest.approx(rows[f"{task}_nll_raw"].mean())
+        assert 0 <= m[f"test/{task}/ece_uncal"] <= 1
+        for source in rows["source"].unique():
+            assert f"test/{source}/{task}/ece_uncal" in m and f"test/{source}/{task}/nll" in m
+        # The calibrated confidence is the raw one sharpened or softened, never re-ranked.
+        hot = rows[f"{task}_conf"] > rows[f"{task}_conf_raw"]
+        assert hot.all() or (~hot).all() or cal.temperatures[task] == pytest.approx(1.0)
+    assert "## Calibration" in evaluated.report and "ECE before" in evaluated.report
+    with Image.open(evaluated.folder / "reliability_gender.png") as image:
+        assert image.size[0] > 1.5 * image.size[1]  # before and after, side by side
+
+
+def test_evaluation_reports_interval_coverage_by_group_and_band(evaluated, trained_run):
+    import pandas as pd
+
+    from mtlface.evaluate.coverage import AGE_BANDS
+
+    m, table = evaluated.metrics, pd.read_csv(evaluated.folder / "predictions.csv")
+    q = Calibration.load(calibration_path(trained_run)).interval.q
+    age = table[table["age_true"].notna()]
+    assert (age["age_hi"] - age["age_pred_years"]).to_numpy() == pytest.approx(q)
+    inside = (age["age_true_years"] >= age["age_lo"]) & (age["age_true_years"] <= age["age_hi"])
+    assert m["test/age/coverage"] == pytest.approx(inside.mean())
+    assert m["test/age/interval_width"] == pytest.approx((age["age_hi"] - age["age_lo"]).mean())
+    cov = pd.read_csv(evaluated.folder / "coverage.csv", keep_default_na=False)
+    assert {"all", "source", "gender", "race", "age band"} <= set(cov["attribute"])
+    for name, lo, hi in AGE_BANDS:
+        mine = age[(age["age_true_years"] >= lo) & (age["age_true_years"] < hi)]
+        if len(mine):
+            key = f"test/age/by_age_band/{name}"
+            assert m[f"{key}/mae"] == pytest.approx(
+                (mine["age_pred_years"] - mine["age_true_years"]).abs().mean())
+            assert m[f"{key}/count"] == len(mine)
+    flagged = cov[cov["coverage"].astype(float) < 0.9 - 0.05]
+    assert set(flagged.index) == set(cov[cov["flagged"].astype(str) == "True"].index)
+    lines = evaluated.report.splitlines()
+    assert lines[2].startswith("**Worst age band: ") and lines[3].startswith("**Worst group: ")
+    assert "interval coverage" in lines[3]
+
+
+def test_coverage_table_flags_groups_under_the_level():
+    import pandas as pd
+
+    from mtlface.calibration import AgeInterval
+    from mtlface.evaluate.coverage import add_intervals, coverage_table, worst
+    from mtlface.evaluate.predictions import TaskInfo
+    from mtlface.tasks import AgeBins
+
+    true = np.array([5.0, 15, 25, 30, 45, 70, 70, 70, 25, 30])
+    pred = np.array([6.0, 14, 26, 31, 44, 50, 52, 69, 35, 30])
+    table = pd.DataFrame({"source": ["a"] * 5 + ["b"] * 5,
+                          "gender": pd.array([0, 1, 0, 1, 0, 1, 1, 1, None, 0], dtype="Int64"),
+                          "age_true": pd.array([0] * 10, dtype="Int64"), "age_pred": [0] * 10,
+                          "age_true_years": true, "age_pred_years": pred})
+    info = TaskInfo("age", ("0-80", "80+"), AgeBins([0, 80, 100]))
+    add_intervals(table, AgeInterval("age", 0.9, 2.0, 10), {"age": info})
+    frame = coverage_table(table, "age", 0.9).set_index(["attribute", "group"])
+    assert frame.loc[("all", "all"), "coverage"] == pytest.approx(0.7)
+    assert frame.loc[("age band", "65+"), "coverage"] == pytest.approx(1 / 3)
+    assert frame.loc[("age band", "65+"), "flagged"]
+    assert not frame.loc[("source", "a"), "flagged"]  # every one covered
+    assert frame.loc[("age band", "0-12"), "width"] == pytest.approx(4.0)
+    band, group = worst(frame.reset_index(), min_count=1)
+    assert band["group"] == "65+" and (group["attribute"], group["group"]) == ("source", "b")
+    assert frame.loc[("gender", "female"), "coverage"] == pytest.approx(0.6)
