@@ -128,9 +128,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         cfg, ckpt_path = resume_config(cfg, overrides)
     _check_required(cfg)
-    if cfg.get("calibrate"):  # a bad level stops the run now, not after training
-        from mtlface.calibration.conformal import check_level
-        check_level((cfg.get("conformal") or {}).get("level", 0.9), "conformal.level")
+    if cfg.get("calibrate"):  # a bad conformal.* value stops the run now, not after training
+        from mtlface.calibration.fit import check_conformal_config
+        check_conformal_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -418,3 +418,13 @@ def test_coverage_table_flags_groups_under_the_level():
     band, group = worst(frame.reset_index(), min_count=1)
     assert band["group"] == "65+" and (group["attribute"], group["group"]) == ("source", "b")
     assert frame.loc[("gender", "female"), "coverage"] == pytest.approx(0.6)
+
+
+def test_groupwise_without_its_task_stops_training_before_it_starts(data_dir, tmp_path):
+    from conftest import TINY_SOURCES, compose_train
+    from mtlface.train import run
+
+    cfg = compose_train([*TINY_SOURCES, "debug=fast", "tasks=[age,smile]",
+                         "conformal.groupwise=gender"], output_dir=tmp_path / "bad")
+    with pytest.raises(ConfigError, match=r"conformal.groupwise=gender: the run has no gender"):
+        run(cfg)

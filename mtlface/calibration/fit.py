@@ -209,10 +209,32 @@ def calibrate_run(run_dir: str | os.PathLike, level: float = DEFAULT_LEVEL,
     return calibration, calibration.save(calibration_path(run_dir))
 
 
+def check_conformal_config(cfg) -> None:
+    """``conformal.level`` and ``conformal.groupwise`` of a training config, checked before
+    training starts."""
+    conformal = cfg.get("conformal") or {}
+    check_level(conformal.get("level", DEFAULT_LEVEL), "conformal.level")
+    check_groupwise(conformal.get("groupwise"), dict.fromkeys(cfg.get("tasks") or {}),
+                    "conformal.groupwise")
+
+
 def calibrate_after_training(cfg, model: nn.Module, input_spec, best: str | None,
                              output_dir: Path) -> Path | None:
     """``calibrate: true``: fit on the best checkpoint's val outputs; skipped, with the reason
-    logged, when there is no checkpoint (``debug=fast``) or no validation data."""
+    logged, when there is no checkpoint (``debug=fast``) or no validation data. A failure is
+    logged, never raised: the trained run stays whole and ``python -m mtlface.calibrate`` can
+    fit it later."""
+    try:
+        return _calibrate_after_training(cfg, model, input_spec, best, output_dir)
+    except Exception as exc:  # noqa: BLE001 - training is done; keep its results
+        log.warning("calibration failed (%s: %s); the run is kept uncalibrated: fit it with "
+                    "`python -m mtlface.calibrate run=%s`", type(exc).__name__, exc, output_dir,
+                    exc_info=True)
+        return None
+
+
+def _calibrate_after_training(cfg, model: nn.Module, input_spec, best: str | None,
+                              output_dir: Path) -> Path | None:
     if not best:
         log.info("calibration skipped: no best checkpoint (debug=fast or checkpointing off)")
         return None
