@@ -4,6 +4,7 @@ detector and crop settings the model was trained with."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mtlface.backbones.spec import InputSpec
-from mtlface.calibration.store import Calibration, load_run_calibration
+from mtlface.calibration.store import Calibration, calibration_path, load_run_calibration
 from mtlface.data.preprocess.crop import CropSpec
 from mtlface.data.transforms import build_transform
 from mtlface.predict.backends import Backend, OnnxBackend, TorchBackend, TorchScriptBackend
@@ -69,7 +70,12 @@ class Predictor:
                 load_config(run_dir)  # a clearer message when the run itself is missing
                 raise RunFolderError(f"{path} not found: export it first with `python -m "
                                      f"mtlface.export run={run_dir} format={backend}`")
-            return cls.from_exported(path, device, detector=detector, crop=crop)
+            predictor = cls.from_exported(path, device, detector=detector, crop=crop)
+            if predictor.calibration is None and calibration_path(run_dir).is_file():
+                logging.getLogger(__name__).warning(
+                    "%s was exported before the run was calibrated: its probabilities are "
+                    "uncalibrated; export it again to carry calibration.json", path)
+            return predictor
         cfg = load_config(run_dir)
         checkpoint = checkpoint or best_checkpoint(run_dir)
         return cls.from_checkpoint(checkpoint, cfg, device, detector=detector, crop=crop,
