@@ -428,3 +428,25 @@ def test_groupwise_without_its_task_stops_training_before_it_starts(data_dir, tm
                          "conformal.groupwise=gender"], output_dir=tmp_path / "bad")
     with pytest.raises(ConfigError, match=r"conformal.groupwise=gender: the run has no gender"):
         run(cfg)
+
+
+def test_without_an_interval_the_bands_and_groups_still_have_their_errors():
+    import pandas as pd
+
+    from mtlface.evaluate.coverage import coverage_table, worst
+    from mtlface.evaluate.report import coverage_lines, headline
+
+    table = pd.DataFrame({"source": ["a", "a", "b", "b"],
+                          "gender": pd.array([0, 1, 0, 1], dtype="Int64"),
+                          "age_true": pd.array([0, 0, 1, 1], dtype="Int64"),
+                          "age_pred": [0, 1, 1, 1],
+                          "age_true_years": [10.0, 30, 70, 50],
+                          "age_pred_years": [12.0, 50, 69, 52]})
+    frame = coverage_table(table, "age", None)
+    assert frame["coverage"].isna().all() and not frame["flagged"].any()
+    band, group = worst(frame, min_count=1)
+    assert band["group"] == "20-39" and band["mae"] == 20.0
+    assert (group["attribute"], group["group"]) == ("source", "a")
+    first = headline(band, group, None)
+    assert first[0].startswith("**Worst age band: 20-39**") and "highest age MAE" in first[1]
+    assert "coverage" not in "\n".join(coverage_lines(frame, "age", None, 10))
