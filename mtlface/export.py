@@ -11,6 +11,12 @@ inference needs besides the weights (task decoding, input spec, face settings), 
 the file is run on random inputs and compared with PyTorch; the largest absolute difference
 is printed and stored in the JSON.
 
+A calibrated run (``<run>/calibration.json``, fitted for the exported checkpoint) keeps its
+raw outputs in the graph and its calibration in the JSON (``calibration.temperatures``: divide
+a task's logits by it before the softmax; ``calibration.interval.q``: the age interval is the
+predicted age +- q): ``Predictor`` applies it with every backend, so ONNX, TorchScript and the
+checkpoint give the same calibrated probabilities and intervals.
+
 A mistake (a bad argument: exit 2; a missing run or checkpoint, an unwritable ``out``: exit 1)
 ends with one ``error:`` line, checked before the export starts; ``--debug`` shows the
 traceback.
@@ -29,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from mtlface.backbones.spec import InputSpec
+from mtlface.calibration.store import Calibration, load_run_calibration
 from mtlface.predict.backends import OnnxBackend, TorchScriptBackend
 from mtlface.errors import ConfigError, check_writable, debug_requested
 from mtlface.predict.errors import PredictError, exit_code_of
@@ -65,6 +72,7 @@ class ExportResult:
     metadata: Path
     format: str
     max_abs_diff: float  # exported vs PyTorch on the same random inputs
+    calibrated: bool = False  # the run's calibration is in the metadata
 
     @property
     def ok(self) -> bool:
@@ -89,15 +97,18 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     checkpoint = Path(checkpoint or best_checkpoint(run_dir))
     model, spec = build_trained_model(cfg, checkpoint, "cpu")
     return export_model(model.backbone, model.tasks, spec, fmt, out, settings_from_config(cfg),
+                        calibration=load_run_calibration(run_dir, checkpoint),
                         run=str(run_dir), checkpoint=str(checkpoint))
 
 
 def export_model(backbone: nn.Module, tasks: Mapping[str, Task], spec: InputSpec, fmt: str,
                  out: str | os.PathLike, faces: FaceSettings | None = None,
-                 **extra: str) -> ExportResult:
+                 calibration: Calibration | None = None, **extra: str) -> ExportResult:
     _check_format(fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if calibration is not None:  # applied by the Predictor, whatever the backend
+        extra["calibration"] = calibration.to_dict()
     wrapper = ExportModel(backbone, tasks, as_dict=fmt == "torchscript").eval()
     example = random_inputs(spec, batch=2, seed=0)
     with torch.no_grad():
@@ -111,7 +122,7 @@ def export_model(backbone: nn.Module, tasks: Mapping[str, Task], spec: InputSpec
                                 parity_max_abs_diff=diff, **extra)
     meta = metadata_path(out)
     meta.write_text(info.to_json())
-    return ExportResult(out, meta, fmt, diff)
+    return ExportResult(out, meta, fmt, diff, calibration is not None)
 
 
 def _to_torchscript(wrapper: ExportModel, example: Tensor, out: Path) -> None:
@@ -191,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _export(args: dict[str, str]) -> int:
     result = export_run(args["run"], args["format"], args.get("out"), args.get("checkpoint"))
     print(f"exported {result.format} model to {result.path} (metadata: {result.metadata})")
+    if result.calibrated:
+        print("calibration (temperatures, age interval) stored in the metadata")
     verdict = "ok" if result.ok else f"FAILED (tolerance {PARITY_TOLERANCE:g})"
     print(f"parity with PyTorch on 3 random inputs: max abs difference "
           f"{result.max_abs_diff:.3g}: {verdict}")

@@ -124,6 +124,9 @@ def _run(cfg: DictConfig) -> dict[str, float]:
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         cfg, ckpt_path = resume_config(cfg, overrides)
     _check_required(cfg)
+    if cfg.get("calibrate"):  # a bad conformal.* value stops the run now, not after training
+        from mtlface.calibration.fit import check_conformal_config
+        check_conformal_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -158,6 +161,9 @@ def _run(cfg: DictConfig) -> dict[str, float]:
                                        verbose=False)[0])
     # "<stage>/<task>/labelled": 0 for a task that stage never evaluated (a run table shows it)
     results = _plain(results | model.unseen_task_results())
+    if trainer.is_global_zero and cfg.get("calibrate"):
+        from mtlface.calibration.fit import calibrate_after_training
+        calibrate_after_training(cfg, model, input_spec, best, output_dir)
     if trainer.is_global_zero:  # under DDP every process holds the same (reduced) results
         (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
         log.info("results written to %s", output_dir / RESULTS_NAME)

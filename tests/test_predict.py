@@ -98,7 +98,8 @@ def test_predictions_are_the_modules_outputs_decoded(predictor, astronaut, train
     model = predictor.backend.model
     with torch.no_grad():
         raw = model(predictor.preprocess([crop]))
-    probs = raw["emotion"].softmax(-1)[0]
+    # The run is calibrated: probabilities of logits / T; classes and the age are unchanged.
+    probs = predictor.calibration.apply(raw)["emotion"].softmax(-1)[0]
     assert face["emotion"].index == int(probs.argmax())
     assert face["emotion"].probs["happy"] == pytest.approx(float(probs[3]), abs=1e-5)
     expected_age = float(raw["age"].softmax(-1)[0] @ torch.tensor([8.0, 24, 40, 56, 72]))

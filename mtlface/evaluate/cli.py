@@ -16,7 +16,12 @@ Writes ``<run>/eval/<source or data>-<split>/`` (or ``out=``): ``metrics.json`` 
 ``metrics.csv`` (keys ``<split>/<task>/<metric>`` and ``<split>/<source>/<task>/<metric>``:
 count, acc, f1, ece; age also acc_1off, mae; ``<split>/<task>/acc_gap_<gender|race>``),
 ``groups.csv`` (accuracy per gender and race group), ``predictions.csv`` (one row per image:
-the table everything is computed from), ``report.md`` (printed) and PNG plots.
+the table everything is computed from), ``report.md`` (printed) and PNG plots. A calibrated
+run (``<run>/calibration.json``) is evaluated calibrated: ECE and NLL before and after
+(``ece_uncal``, ``nll_uncal``), both reliability diagrams, and the age interval's coverage and
+width overall and by source, gender, race and age band (``coverage.csv``, with age MAE and
+accuracy; a group more than 5 points under the level is flagged). The report's first lines
+name the worst age band and the worst group.
 
 A mistake ends with one ``error:`` line: exit 2 for an option (unknown, missing, out of range),
 1 for anything else (a missing run, checkpoint, dataset or GPU, an unwritable ``out``); the

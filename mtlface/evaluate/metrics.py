@@ -6,7 +6,9 @@ Per task, over the rows labelled for it: ``count``, ``acc`` (exact; age: the bin
 (macro over classes present in targets or predictions), ``ece`` (expected calibration error of
 the predicted class's probability, equal-width confidence bins; not for age regression); age
 also ``acc_1off`` (at most one bin off: with ``age_bins=adience8`` Adience's published 1-off,
-at most one adjacent group off) and ``mae`` (years).
+at most one adjacent group off) and ``mae`` (years). Tasks with probabilities also have
+``nll`` (mean minus log-probability of the labelled class); with a calibration, ``ece`` and
+``nll`` are calibrated and ``ece_uncal``, ``nll_uncal`` are the same before calibration.
 """
 
 from __future__ import annotations
@@ -54,14 +56,22 @@ def task_metrics(rows: pd.DataFrame, info: TaskInfo, ece_bins: int = ECE_BINS
     if info.has_probs:
         out["ece"] = binary_calibration_error(*_confidence(rows, info.name), n_bins=ece_bins,
                                               norm="l1").item()
+        if f"{info.name}_nll" in rows:
+            out["nll"] = float(rows[f"{info.name}_nll"].mean())
+        if f"{info.name}_conf_raw" in rows:
+            out["ece_uncal"] = binary_calibration_error(
+                *_confidence(rows, info.name, "conf_raw"), n_bins=ece_bins, norm="l1").item()
+            out["nll_uncal"] = float(rows[f"{info.name}_nll_raw"].mean())
     return out
 
 
-def _confidence(rows: pd.DataFrame, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _confidence(rows: pd.DataFrame, task: str, column: str = "conf"
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(confidence of the predicted class, 1 where it is right): top-label calibration is
-    binary calibration of these two, whatever the task's read-out."""
+    binary calibration of these two, whatever the task's read-out. ``column``: ``conf`` or,
+    before calibration, ``conf_raw``."""
     pred, target = _classes(rows, task)
-    conf = torch.tensor(rows[f"{task}_conf"].to_numpy(np.float64)).clamp(0, 1)
+    conf = torch.tensor(rows[f"{task}_{column}"].to_numpy(np.float64)).clamp(0, 1)
     return conf, (pred == target).long()
 
 
@@ -89,11 +99,12 @@ def confusion_counts(rows: pd.DataFrame, info: TaskInfo) -> np.ndarray:
     return multiclass_confusion_matrix(*_classes(rows, info.name), info.num_classes).numpy()
 
 
-def reliability(rows: pd.DataFrame, task: str, ece_bins: int = ECE_BINS) -> pd.DataFrame:
+def reliability(rows: pd.DataFrame, task: str, ece_bins: int = ECE_BINS,
+                column: str = "conf") -> pd.DataFrame:
     """Per equal-width confidence bin: ``low, high, count, confidence`` (mean) and
     ``accuracy``, the points of a reliability diagram (torchmetrics keeps its bins inside).
     The count-weighted mean of ``|accuracy - confidence|`` is the ECE."""
-    conf, correct = (t.numpy() for t in _confidence(rows, task))
+    conf, correct = (t.numpy() for t in _confidence(rows, task, column))
     edges = np.linspace(0, 1, ece_bins + 1)
     # [low, high) as torchmetrics bins; a confidence of exactly 1 joins the last bin here
     # (torchmetrics gives it a bin of its own, so the two ECEs differ only if some is 1.0).

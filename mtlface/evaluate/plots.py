@@ -47,11 +47,24 @@ def confusion_plot(counts: np.ndarray, classes: Sequence[str], title: str, path:
     return _save(fig, path)
 
 
-def reliability_plot(bins: pd.DataFrame, ece: float, title: str, path: Path) -> Path:
+def reliability_plot(bins: pd.DataFrame, ece: float, title: str, path: Path,
+                     before: tuple[pd.DataFrame, float] | None = None) -> Path:
     """Accuracy against confidence per bin (the diagonal is perfect calibration), and how many
-    predictions fall in each bin."""
-    fig = Figure(figsize=(5, 5.5), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    predictions fall in each bin; with ``before`` (bins and ECE without calibration) the
+    uncalibrated diagram on the left, the calibrated one on the right."""
+    if before is None:
+        fig = Figure(figsize=(5, 5.5), layout="constrained")
+        _reliability_axes(*fig.subplots(2, 1, sharex=True, height_ratios=[3, 1]), bins, ece,
+                          title)
+        return _save(fig, path)
+    fig = Figure(figsize=(10, 5.5), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True, height_ratios=[3, 1])
+    _reliability_axes(axes[0, 0], axes[1, 0], *before, f"{title}\nbefore calibration")
+    _reliability_axes(axes[0, 1], axes[1, 1], bins, ece, f"{title}\nafter calibration")
+    return _save(fig, path)
+
+
+def _reliability_axes(top, bottom, bins: pd.DataFrame, ece: float, title: str) -> None:
     centres = (bins["low"] + bins["high"]) / 2
     width = bins["high"] - bins["low"]
     used = bins["count"] > 0
@@ -65,7 +78,6 @@ def reliability_plot(bins: pd.DataFrame, ece: float, title: str, path: Path) -> 
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(centres, bins["count"], width=width, color="grey", edgecolor="black")
     bottom.set(xlabel="confidence of the predicted class", ylabel="count")
-    return _save(fig, path)
 
 
 def age_plot(rows: pd.DataFrame, info: TaskInfo, title: str, path: Path) -> Path:
@@ -108,9 +120,12 @@ def save_plots(table: pd.DataFrame, infos: Mapping[str, TaskInfo], metrics: Mapp
                                       f"{label}: acc {metrics[f'{split}/{name}/acc']:.3f}",
                                       folder / f"confusion_{name}.png"))
         if info.has_probs:
+            before = ((reliability(rows, name, ece_bins, "conf_raw"),
+                       metrics[f"{split}/{name}/ece_uncal"])
+                      if f"{name}_conf_raw" in rows else None)
             written.append(reliability_plot(reliability(rows, name, ece_bins),
                                             metrics[f"{split}/{name}/ece"], label,
-                                            folder / f"reliability_{name}.png"))
+                                            folder / f"reliability_{name}.png", before))
         if info.is_age:
             written.append(age_plot(rows, info, label, folder / f"{name}_years.png"))
     return written

@@ -6,8 +6,13 @@ Columns of the table, per task ``t`` (classes of an age task are its bins):
 
 - ``t_true``: the labelled class (nullable ``Int64``; NA where the row has no label for ``t``);
 - ``t_pred``: the predicted class; ``t_conf``: its probability (NaN when the task gives none,
-  e.g. age regression); ``t_p0 .. t_p{K-1}``: the class probabilities;
-- age also: ``age_true_years``, ``age_pred_years``.
+  e.g. age regression); ``t_p0 .. t_p{K-1}``: the class probabilities; ``t_nll``: minus the
+  log-probability of the labelled class (NaN where unlabelled);
+- with a calibration (the run's ``calibration.json``) the probabilities are the calibrated
+  ones, and ``t_conf_raw``, ``t_nll_raw`` are the same before calibration (the predicted
+  class and age never change);
+- age also: ``age_true_years``, ``age_pred_years``; with an age interval ``age_lo``,
+  ``age_hi`` (added by :func:`mtlface.evaluate.coverage.add_intervals`).
 
 Plus ``path``, ``source`` and the group attributes (``gender``, ``race``: the manifest's labels,
 NA where missing), whatever the model's tasks are.
@@ -24,6 +29,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from mtlface.calibration.store import Calibration
+from mtlface.calibration.store import decode as calibrated_decode
 from mtlface.data.dataset import ManifestDataset
 from mtlface.labels import LABELS, MISSING_CLASS
 from mtlface.tasks import AgeBins, AgeTask, Task
@@ -80,8 +87,25 @@ def prediction_columns(info: TaskInfo, decoded: Mapping[str, Tensor]) -> dict[st
     else:
         columns[f"{info.name}_conf"] = probs.gather(1, pred[:, None])[:, 0].double().numpy()
         columns |= dict(zip(info.prob_columns(), probs.double().numpy().T))
+    if "probs_raw" in decoded:
+        columns[f"{info.name}_conf_raw"] = (
+            decoded["probs_raw"].gather(1, pred[:, None])[:, 0].double().numpy())
     if info.is_age:
         columns[f"{info.name}_pred_years"] = decoded["years"].double().numpy()
+    return columns
+
+
+def nll_columns(info: TaskInfo, true: pd.Series, decoded: Mapping[str, Tensor]
+                ) -> dict[str, np.ndarray]:
+    """Per row, minus the log-probability of the labelled class (NaN where unlabelled), after
+    (``t_nll``) and, with a calibration, before it (``t_nll_raw``)."""
+    labelled = true.notna().to_numpy()
+    index = torch.from_numpy(true.fillna(0).to_numpy(np.int64))
+    columns = {}
+    for key, column in (("probs", f"{info.name}_nll"), ("probs_raw", f"{info.name}_nll_raw")):
+        if key in decoded:
+            p = decoded[key].double().gather(1, index[:, None])[:, 0].clamp_min(1e-12)
+            columns[column] = np.where(labelled, -p.log().numpy(), np.nan)
     return columns
 
 
@@ -94,11 +118,14 @@ def _nullable(values: np.ndarray) -> pd.Series:
 def collect_predictions(model: torch.nn.Module, datasets: Mapping[str, ManifestDataset],
                         infos: Mapping[str, TaskInfo], batch_size: int = 256,
                         num_workers: int = 0, device: str | torch.device = "cpu",
-                        groups: Sequence[str] = GROUP_ATTRIBUTES) -> pd.DataFrame:
+                        groups: Sequence[str] = GROUP_ATTRIBUTES,
+                        calibration: Calibration | None = None) -> pd.DataFrame:
     """Run ``model`` over every dataset (one per source, images in order) and return the
     table described in the module docstring. Datasets carry targets for the tasks and, where
-    they were built with them, for the group attributes."""
+    they were built with them, for the group attributes. With ``calibration`` the
+    probabilities are calibrated (and the uncalibrated ones kept, see the module docstring)."""
     model = model.eval().to(device)
+    temperatures = calibration.temperatures if calibration is not None else {}
     frames = []
     for source, dataset in datasets.items():
         if not len(dataset):
@@ -108,7 +135,10 @@ def collect_predictions(model: torch.nn.Module, datasets: Mapping[str, ManifestD
         for batch in loader:
             outputs = model(batch["image"].to(device))
             for name in infos:
-                out = model.tasks[name].decode(outputs[name])
+                task, raw = model.tasks[name], outputs[name]
+                out = calibrated_decode(task, raw, temperatures.get(name))
+                if name in temperatures and infos[name].has_probs:
+                    out["probs_raw"] = task.decode(raw)["probs"]
                 decoded[name].append({k: v.float().cpu() if v.is_floating_point() else v.cpu()
                                       for k, v in out.items()})
         columns: dict[str, object] = {"path": [str(p) for p in dataset.paths],
@@ -120,8 +150,9 @@ def collect_predictions(model: torch.nn.Module, datasets: Mapping[str, ManifestD
         for name, info in infos.items():
             columns |= target_columns(info, dataset.targets[name])
             parts = decoded[name]
-            columns |= prediction_columns(info, {k: torch.cat([p[k] for p in parts])
-                                                 for k in parts[0]})
+            joined = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            columns |= prediction_columns(info, joined)
+            columns |= nll_columns(info, columns[f"{name}_true"], joined)
         frames.append(pd.DataFrame(columns))
     if not frames:
         raise ValueError("nothing to evaluate: no dataset")

@@ -58,16 +58,97 @@ def group_tables(groups: pd.DataFrame, gaps: Mapping[str, float], min_count: int
     return lines
 
 
+def headline(band: Mapping | None, group: Mapping | None, level: float | None) -> list[str]:
+    """The report's first lines: the age band and the group the model serves worst."""
+    def describe(row: Mapping) -> str:
+        parts = [f"MAE {row['mae']:.1f} years", f"age accuracy {row['acc']:.3f}"]
+        if level is not None and not pd.isna(row.get("coverage")):
+            parts.insert(0, f"interval coverage {row['coverage']:.3f} of {level:g}")
+        return f"{', '.join(parts)}, n={int(row['count'])}"
+
+    lines = []
+    if band is not None:
+        lines.append(f"**Worst age band: {band['group']}** ({describe(band)}).")
+    if group is not None:
+        by = "" if level is not None else "highest age MAE: "
+        lines.append(f"**Worst group: {group['attribute']} {group['group']}** ({by}"
+                     f"{describe(group)}).")
+    return lines
+
+
+def calibration_lines(metrics: Mapping[str, float], tasks: Sequence[str],
+                      sources: Sequence[str], split: str,
+                      temperatures: Mapping[str, float]) -> list[str]:
+    """ECE and NLL before and after calibration, per task and source."""
+    rows = []
+    for task in tasks:
+        for source in (None, *sources):
+            prefix = f"{split}/{task}" if source is None else f"{split}/{source}/{task}"
+            if f"{prefix}/ece_uncal" not in metrics:
+                continue
+            rows.append([task if source is None else "", source or "**all**",
+                         f"{temperatures[task]:.3f}" if source is None else "",
+                         f"{metrics[f'{prefix}/count']:.0f}",
+                         f"{metrics[f'{prefix}/ece_uncal']:.3f}", f"{metrics[f'{prefix}/ece']:.3f}",
+                         f"{metrics[f'{prefix}/nll_uncal']:.3f}", f"{metrics[f'{prefix}/nll']:.3f}"])
+    if not rows:
+        return []
+    return ["", "## Calibration", "",
+            "Temperature scaling fitted on the validation split (`calibration.json`): "
+            "probabilities are softmax(logits / T); the predictions themselves do not change.",
+            "", *_table(["task", "source", "T", "n", "ECE before", "ECE after", "NLL before",
+                         "NLL after"], rows)]
+
+
+def coverage_lines(frame: pd.DataFrame, task: str, level: float | None, min_count: int,
+                   note: str | None = None) -> list[str]:
+    """The age interval's coverage and width, and MAE and accuracy, by source, gender, race
+    and age band; groups more than 5 points under the level are flagged."""
+    if frame.empty:
+        return []
+    has_interval = level is not None and not frame["coverage"].isna().all()
+    header = ["by", "group", "n", "MAE (years)", "age acc"]
+    if has_interval:
+        header += ["coverage", "mean width (years)", ""]
+    rows = []
+    for _, r in frame.iterrows():
+        cells = [r["attribute"], r["group"], f"{int(r['count'])}", f"{r['mae']:.2f}",
+                 f"{r['acc']:.3f}"]
+        if has_interval:
+            small = " (small)" if r["count"] < min_count else ""
+            cells += [f"{r['coverage']:.3f}", f"{r['width']:.1f}",
+                      f"**under**{small}" if r["flagged"] else ""]
+        rows.append(cells)
+    title = (f"## Age errors and the {level:.0%} interval" if has_interval
+             else "## Age errors by group and age band")
+    lines = ["", title, ""]
+    if has_interval:
+        flagged = frame[frame["flagged"]]
+        lines += [f"The interval (predicted age +- q, `calibration.json`) should hold the true "
+                  f"age of {level:.0%} of faces; **under** marks a group more than 5 points "
+                  f"below that ({len(flagged)} group(s))."]
+        if note:
+            lines += ["", note]
+        lines += [""]
+    return lines + _table(header, rows)
+
+
 def render(*, title: str, facts: Sequence[tuple[str, str]], metrics: Mapping[str, float],
            tasks: Sequence[str], sources: Sequence[str], split: str,
            not_evaluated: Mapping[str, str], notes: Sequence[str], groups: pd.DataFrame,
-           gaps: Mapping[str, float], min_count: int, plots: Sequence[Path]) -> str:
-    lines = [f"# {title}", "", *(f"- {k}: {v}" for k, v in facts), "", f"## Metrics ({split})",
-             ""]
+           gaps: Mapping[str, float], min_count: int, plots: Sequence[Path],
+           first_lines: Sequence[str] = (), sections: Sequence[str] = ()) -> str:
+    """``first_lines`` go right under the title (the worst band and group); ``sections``
+    (calibration, coverage) after the metrics table."""
+    lines = [f"# {title}", ""]
+    if first_lines:
+        lines += [*first_lines, ""]
+    lines += [*(f"- {k}: {v}" for k, v in facts), "", f"## Metrics ({split})", ""]
     lines += metrics_table(metrics, [t for t in tasks if t not in not_evaluated], sources, split)
     lines += ["", "acc: exact (age: the bin); 1-off: at most one age bin off (Adience's 1-off "
                   "with age_bins=adience8); ECE: expected calibration error of the predicted "
                   "class's probability."]
+    lines += list(sections)
     if not_evaluated or notes:
         lines += ["", "## Not evaluated / notes", ""]
         lines += [f"- {task}: not evaluated: {why}" for task, why in not_evaluated.items()]

@@ -15,15 +15,17 @@ import pandas as pd
 import torch
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from mtlface.calibration.store import load_run_calibration
 from mtlface.checkpoint import CHECKPOINT_DIR
 from mtlface.data.manifest import SPLITS
 from mtlface.errors import ConfigError, check_writable_dir
+from mtlface.evaluate.coverage import add_intervals, coverage_metrics, coverage_table, worst
 from mtlface.evaluate.data import data_config, eval_datamodule
 from mtlface.evaluate.groups import group_gaps, group_table
 from mtlface.evaluate.metrics import compute_metrics
 from mtlface.evaluate.plots import save_plots
 from mtlface.evaluate.predictions import GROUP_ATTRIBUTES, TaskInfo, collect_predictions
-from mtlface.evaluate.report import render
+from mtlface.evaluate.report import calibration_lines, coverage_lines, headline, render
 from mtlface.predict.backends import check_device
 from mtlface.predict.runs import best_checkpoint, build_trained_model, load_config
 
@@ -62,6 +64,7 @@ class EvalResult:
     table: pd.DataFrame
     plots: list[Path]
     report: str
+    coverage: pd.DataFrame = field(default_factory=pd.DataFrame)  # coverage.csv: by group
 
 
 def check_options(cfg: EvalConfig | DictConfig) -> None:
@@ -133,14 +136,33 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
     datasets = datamodule.split_datasets()
     log.info("evaluating %s on %s rows of %s", ckpt, cfg.split,
              {s: len(d) for s, d in datasets.items()})
+    calibration = load_run_calibration(run_dir, ckpt)
     # The one forward pass; everything below is computed from this table.
-    table = collect_predictions(model, datasets, infos, cfg.batch_size, cfg.num_workers, device)
+    table = collect_predictions(model, datasets, infos, cfg.batch_size, cfg.num_workers, device,
+                                calibration=calibration)
+    interval = calibration.interval if calibration is not None else None
+    if interval is not None and interval.task in infos:
+        add_intervals(table, interval, infos)
 
     split = cfg.split
     metrics, not_evaluated = compute_metrics(table, infos, split, cfg.ece_bins)
     groups = group_table(table, infos, split)
     gaps = group_gaps(groups, cfg.min_group)
     metrics |= gaps
+    first_lines, sections, coverage = [], [], pd.DataFrame()
+    if calibration is not None:
+        sections += calibration_lines(metrics, [t for t in infos if t not in not_evaluated],
+                                      sorted(datasets), split, calibration.temperatures)
+    age = next((t for t, info in infos.items() if info.is_age and t not in not_evaluated), None)
+    if age is not None:
+        level = interval.level if interval is not None and interval.task == age else None
+        coverage = coverage_table(table, age, level)
+        metrics |= coverage_metrics(coverage, age, split)
+        first_lines = headline(*worst(coverage, cfg.min_group), level)
+        note = (f"The interval was fitted on this {split} split: its coverage here is not a "
+                f"test of it; evaluate split=test for that." if split == "val" and level
+                else None)
+        sections += coverage_lines(coverage, age, level, cfg.min_group, note)
     name = cfg.name or f"{_data_name(cfg, run_dir, sorted(datasets))}-{split}"
     folder = Path(cfg.out).expanduser() if cfg.out else run_dir / EVAL_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,10 +183,14 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
     report = render(title=f"Evaluation: {name}", facts=_report_facts(facts, infos),
                     metrics=metrics, tasks=list(infos), sources=sorted(datasets), split=split,
                     not_evaluated=not_evaluated, notes=notes, groups=groups, gaps=gaps,
-                    min_count=cfg.min_group, plots=plots)
-    _write(folder, {**facts, "metrics": metrics, "not_evaluated": not_evaluated, "notes": notes},
+                    min_count=cfg.min_group, plots=plots, first_lines=first_lines,
+                    sections=sections)
+    _write(folder, {**facts, "metrics": metrics, "not_evaluated": not_evaluated, "notes": notes,
+                    "calibration": calibration.to_dict() if calibration is not None else None},
            groups, table, report)
-    return EvalResult(folder, metrics, not_evaluated, groups, table, plots, report)
+    if not coverage.empty:
+        coverage.to_csv(folder / "coverage.csv", index=False)
+    return EvalResult(folder, metrics, not_evaluated, groups, table, plots, report, coverage)
 
 
 def _data_description(cfg: EvalConfig | DictConfig) -> str:

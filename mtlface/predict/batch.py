@@ -46,9 +46,12 @@ class BatchSummary:
 
 def columns(predictor: Predictor) -> list[str]:
     cols = list(BASE_COLUMNS)
+    interval = predictor.calibration.interval if predictor.calibration is not None else None
     for name, task in predictor.tasks.items():
         cols += [f"{name}_years", f"{name}_bin", f"{name}_prob"] if isinstance(task, AgeTask) \
             else [name, f"{name}_prob"]
+        if interval is not None and interval.task == name:
+            cols.append(f"{name}_interval")  # "[lo, hi]" in years (calibrated runs)
     return cols
 
 
@@ -133,6 +136,8 @@ def _face_row(name: str, index: int, face: FacePrediction) -> dict:
         if isinstance(pred, AgePrediction):
             row |= {f"{task}_years": round(pred.years, 1), f"{task}_bin": pred.label,
                     f"{task}_prob": prob}
+            if pred.interval is not None:
+                row[f"{task}_interval"] = f"[{pred.interval[0]:.1f}, {pred.interval[1]:.1f}]"
         else:
             row |= {task: pred.label, f"{task}_prob": prob}
     return row

@@ -18,7 +18,11 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 def caption(name: str, pred: TaskPrediction) -> str:
     if isinstance(pred, AgePrediction):
-        return f"age {pred.years:.0f} ({pred.label})"
+        text = f"age {pred.years:.0f} ({pred.label})"
+        if pred.interval is not None:  # e.g. "90%: 35-53": the true age's likely range
+            lo, hi = pred.interval
+            text += f" {pred.interval_level:.0%}: {lo:.0f}-{hi:.0f}"
+        return text
     conf = pred.confidence
     return f"{name} {pred.label}" + (f" {conf:.0%}" if conf is not None else "")
 

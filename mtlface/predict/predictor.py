@@ -4,6 +4,7 @@ detector and crop settings the model was trained with."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,13 +16,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mtlface.backbones.spec import InputSpec
+from mtlface.calibration.store import Calibration, calibration_path, load_run_calibration
 from mtlface.data.preprocess.crop import CropSpec
 from mtlface.data.transforms import build_transform
 from mtlface.predict.backends import Backend, OnnxBackend, TorchBackend, TorchScriptBackend
 from mtlface.predict.errors import RunFolderError
 from mtlface.predict.faces import FaceFinder, FaceSettings, ImageInput, settings_from_config, to_rgb
 from mtlface.predict.metadata import ModelInfo, exported_path, metadata_path
-from mtlface.predict.results import FacePrediction, TaskPrediction, decode_batch
+from mtlface.predict.results import FacePrediction, TaskPrediction, decode_batch, with_intervals
 from mtlface.predict.runs import best_checkpoint, build_trained_model, load_config
 from mtlface.tasks import Task
 
@@ -33,11 +35,17 @@ class Predictor:
     :meth:`from_exported` (an ONNX / TorchScript file from ``python -m mtlface.export``).
 
     ``detector`` and ``crop`` override the run's face settings (``MTCNNDetector`` keywords,
-    ``CropSpec`` fields), e.g. ``detector={"min_score": 0.8}``."""
+    ``CropSpec`` fields), e.g. ``detector={"min_score": 0.8}``.
+
+    ``calibration`` (the run's ``calibration.json``: :meth:`from_run` loads it, an export
+    carries it in its metadata) gives each task the probabilities of its logits divided by its
+    temperature, and the age its interval; predicted classes and ages are unchanged."""
 
     def __init__(self, backend: Backend, tasks: Mapping[str, Task], input_spec: InputSpec,
-                 faces: FaceSettings | None = None, device: str = "cpu") -> None:
+                 faces: FaceSettings | None = None, device: str = "cpu",
+                 calibration: Calibration | None = None) -> None:
         self.backend = backend
+        self.calibration = calibration
         self.tasks = dict(tasks)
         self.input_spec = input_spec
         self.faces = faces or FaceSettings()
@@ -62,24 +70,35 @@ class Predictor:
                 load_config(run_dir)  # a clearer message when the run itself is missing
                 raise RunFolderError(f"{path} not found: export it first with `python -m "
                                      f"mtlface.export run={run_dir} format={backend}`")
-            return cls.from_exported(path, device, detector=detector, crop=crop)
+            predictor = cls.from_exported(path, device, detector=detector, crop=crop)
+            if predictor.calibration is None and calibration_path(run_dir).is_file():
+                logging.getLogger(__name__).warning(
+                    "%s was exported before the run was calibrated: its probabilities are "
+                    "uncalibrated; export it again to carry calibration.json", path)
+            return predictor
         cfg = load_config(run_dir)
-        return cls.from_checkpoint(checkpoint or best_checkpoint(run_dir), cfg, device,
-                                   detector=detector, crop=crop)
+        checkpoint = checkpoint or best_checkpoint(run_dir)
+        return cls.from_checkpoint(checkpoint, cfg, device, detector=detector, crop=crop,
+                                   calibration=load_run_calibration(run_dir, checkpoint))
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike, config: str | os.PathLike | DictConfig,
                         device: str = "cpu", detector: Mapping[str, Any] | None = None,
-                        crop: CropSpec | Mapping[str, Any] | None = None) -> Predictor:
+                        crop: CropSpec | Mapping[str, Any] | None = None,
+                        calibration: Calibration | str | os.PathLike | None = None
+                        ) -> Predictor:
         """A Lightning checkpoint (or a plain ``state_dict`` file) and the run's config (a
-        ``DictConfig`` or the path of its ``.hydra/config.yaml``)."""
+        ``DictConfig`` or the path of its ``.hydra/config.yaml``); ``calibration``: a
+        ``Calibration`` or the path of a ``calibration.json`` (none: uncalibrated)."""
         if not isinstance(config, DictConfig):
             if not Path(config).is_file():
                 raise RunFolderError(f"config {config} does not exist")
             config = OmegaConf.load(config)
         model, spec = build_trained_model(config, checkpoint, device)
         faces = _override(settings_from_config(config), detector, crop)
-        return cls(TorchBackend(model, device), model.tasks, spec, faces, device)
+        if calibration is not None and not isinstance(calibration, Calibration):
+            calibration = Calibration.load(calibration)
+        return cls(TorchBackend(model, device), model.tasks, spec, faces, device, calibration)
 
     @classmethod
     def from_exported(cls, path: str | os.PathLike, device: str = "cpu",
@@ -89,8 +108,10 @@ class Predictor:
         info = ModelInfo.load(metadata_path(path))
         backend = OnnxBackend(path, device) if Path(path).suffix == ".onnx" \
             else TorchScriptBackend(path, device)
+        stored = info.extra.get("calibration")
+        calibration = Calibration.from_dict(stored, str(metadata_path(path))) if stored else None
         return cls(backend, info.build_tasks(), info.input_spec,
-                   _override(info.faces, detector, crop), device)
+                   _override(info.faces, detector, crop), device, calibration)
 
     # -- prediction ---------------------------------------------------------------------------
 
@@ -130,12 +151,18 @@ class Predictor:
                            else c)["image"] for c in crops])
 
     def _run(self, crops: Sequence[np.ndarray]) -> list[dict[str, TaskPrediction]]:
-        return decode_batch(self.tasks, self.backend(self.preprocess(crops)))
+        raw = self.backend(self.preprocess(crops))
+        if self.calibration is None:
+            return decode_batch(self.tasks, raw)
+        preds = decode_batch(self.tasks, raw, self.calibration.temperatures)
+        if self.calibration.interval is not None:
+            with_intervals(preds, self.calibration.interval)
+        return preds
 
     def __repr__(self) -> str:
         return (f"Predictor(backend={self.backend.name}, tasks={self.task_names}, "
                 f"input={self.input_spec.size}x{self.input_spec.size}x{self.input_spec.channels},"
-                f" device={self.device})")
+                f" device={self.device}, calibrated={self.calibration is not None})")
 
 
 def _override(faces: FaceSettings, detector: Mapping[str, Any] | None,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from torch import Tensor
 
+from mtlface.calibration.store import decode as calibrated_decode
 from mtlface.tasks import AgeBins, AgeTask, ClassificationTask, Task
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels
@@ -38,6 +39,10 @@ class AgePrediction(TaskPrediction):
 
     years: float
     bin: tuple[float | None, float | None]
+    # [low, high] in years holding the true age with probability ``interval_level`` (split-
+    # conformal, from the run's calibration.json); None when the run has no calibration.
+    interval: tuple[float, float] | None = None
+    interval_level: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,16 +64,34 @@ class FacePrediction:
                 "tasks": {name: asdict(p) for name, p in self.tasks.items()}}
 
 
-def decode_batch(tasks: Mapping[str, Task],
-                 raw: Mapping[str, Tensor]) -> list[dict[str, TaskPrediction]]:
-    """Raw head outputs ``{task: Tensor[B, ...]}`` -> one ``{task: prediction}`` per sample."""
-    per_task = {name: _decode_task(task, raw[name].float().cpu()) for name, task in tasks.items()}
+def decode_batch(tasks: Mapping[str, Task], raw: Mapping[str, Tensor],
+                 temperatures: Mapping[str, float] | None = None
+                 ) -> list[dict[str, TaskPrediction]]:
+    """Raw head outputs ``{task: Tensor[B, ...]}`` -> one ``{task: prediction}`` per sample;
+    a task in ``temperatures`` gets the probabilities of its logits divided by it."""
+    temperatures = temperatures or {}
+    per_task = {name: _decode_task(task, raw[name].float().cpu(), temperatures.get(name))
+                for name, task in tasks.items()}
     size = len(next(iter(raw.values()))) if raw else 0
     return [{name: preds[i] for name, preds in per_task.items()} for i in range(size)]
 
 
-def _decode_task(task: Task, pred: Tensor) -> list[TaskPrediction]:
-    out = task.decode(pred)
+def with_intervals(preds: list[dict[str, TaskPrediction]], interval) -> None:
+    """Give each face's age prediction its interval (an ``AgeInterval``: ``q`` pooled, or of
+    the face's predicted group when it is group-wise), in place."""
+    for faces in preds:
+        age = faces.get(interval.task)
+        if not isinstance(age, AgePrediction):
+            continue
+        group = faces[interval.groupwise].label if interval.groupwise in faces else None
+        lo, hi = interval.bounds(age.years, group)
+        faces[interval.task] = replace(age, interval=(round(lo, 2), round(hi, 2)),
+                                       interval_level=interval.level)
+
+
+def _decode_task(task: Task, pred: Tensor, temperature: float | None = None
+                 ) -> list[TaskPrediction]:
+    out = calibrated_decode(task, pred, temperature)
     if isinstance(task, AgeTask):
         bins, names, probs = task.bins, task.bins.names, out.get("probs")
         # Not out["bin"]: with the expected-age read-out the most probable group can be one the
