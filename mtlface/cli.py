@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("mtlface.evaluate.cli:main", "metrics, per-group accuracy and plots of a run"),
     "predict": ("mtlface.predict.cli:main", "faces in a photo, video, webcam or folder"),
     "export": ("mtlface.export:main", "a run's model as ONNX or TorchScript, parity-checked"),
+    "calibrate": ("mtlface.calibrate:main", "fit a run's temperatures and age interval on val"),
     "pseudo-label": ("mtlface.pseudo_label:main", "fill confident missing labels of a source"),
     "analyze": ("mtlface.analysis.__main__:main", "summary tables of sweep folders"),
     "bench": ("mtlface.bench.cli:main", "the benchmark suite"),
