@@ -179,13 +179,19 @@ def log_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
     hparams: weights_only loading reads no objects, and the run folder holds the config."""
     if not trainer.loggers:
         return
-    try:
-        config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    except Exception:  # noqa: BLE001 - an interpolation outside a Hydra job: log it as written
-        config = OmegaConf.to_container(cfg, resolve=False)
-    config.pop("hydra", None)
+    config = {key: _resolved(cfg, key) for key in cfg if key != "hydra"}
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
+
+
+def _resolved(cfg: DictConfig, key: str) -> Any:
+    """``cfg[key]`` as plain values, resolved where it can be (an interpolation that cannot be
+    resolved outside a Hydra job is kept as written)."""
+    try:
+        node = OmegaConf.select(cfg, key, throw_on_missing=False)
+        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    except Exception:  # noqa: BLE001
+        return OmegaConf.to_container(cfg, resolve=False)[key]
 
 
 def _discard(output_dir: Path) -> None:
