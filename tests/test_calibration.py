@@ -2,7 +2,6 @@
 training and from `python -m mtlface.calibrate`, and the mistakes a user can make."""
 
 import json
-import math
 
 import numpy as np
 import pytest
