@@ -21,6 +21,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from mtlface.config import parse_key_values
 from mtlface.errors import ConfigError, debug_requested
 
 USAGE = ("usage: python -m mtlface.calibrate run=<run folder> [level=0.9] "
@@ -31,13 +32,7 @@ KEYS = {"run": "run", "level": "level", "conformal.level": "level", "groupwise":
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for arg in argv:
-        key, sep, value = arg.lstrip("-").partition("=")
-        if not sep or key not in KEYS or not value:
-            raise ConfigError(f"bad argument {arg!r}: arguments are key=value with keys "
-                              f"{', '.join(dict.fromkeys(KEYS))}; {USAGE}")
-        args[KEYS[key]] = value
+    args = parse_key_values(argv, KEYS, USAGE)
     if "run" not in args:
         raise ConfigError(f"run=... is required; {USAGE}")
     if "batch_size" in args and not (args["batch_size"].isdigit() and int(args["batch_size"])):

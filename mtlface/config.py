@@ -155,3 +155,20 @@ def launcher_problems(overrides: Sequence[str]) -> list[str]:
         return ["hydra/launcher=slurm needs SLURM's sbatch, which is not on this machine's "
                 "PATH: run the sweep on a cluster login node, or use hydra/launcher=local"]
     return []
+
+
+def parse_key_values(argv: Sequence[str], keys: dict[str, str] | Sequence[str],
+                     usage: str) -> dict[str, str]:
+    """``key=value`` arguments of the plain (non-Hydra) commands; ``keys`` maps each accepted
+    spelling to its name (a sequence: the names themselves). A ConfigError names the bad one."""
+    from mtlface.errors import ConfigError
+
+    names = dict(keys) if isinstance(keys, dict) else {k: k for k in keys}
+    args: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = arg.lstrip("-").partition("=")
+        if not sep or key not in names or not value:
+            raise ConfigError(f"bad argument {arg!r}: arguments are key=value with keys "
+                              f"{', '.join(names)}; {usage}")
+        args[names[key]] = value
+    return args

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from mtlface.backbones.spec import InputSpec
 from mtlface.calibration.store import Calibration, load_run_calibration
 from mtlface.predict.backends import OnnxBackend, TorchScriptBackend
+from mtlface.config import parse_key_values
 from mtlface.errors import ConfigError, check_writable, debug_requested
 from mtlface.predict.errors import PredictError, exit_code_of
 from mtlface.predict.faces import FaceSettings, settings_from_config
@@ -175,13 +176,7 @@ KEYS = ("run", "format", "out", "checkpoint")
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for arg in argv:
-        key, sep, value = arg.lstrip("-").partition("=")
-        if not sep or key not in KEYS or not value:
-            raise ConfigError(f"bad argument {arg!r}: arguments are key=value with keys "
-                              f"{', '.join(KEYS)}; {USAGE}")
-        args[key] = value
+    args = parse_key_values(argv, KEYS, USAGE)
     for key in ("run", "format"):
         if key not in args:
             raise ConfigError(f"{key}=... is required; {USAGE}")
