@@ -45,7 +45,6 @@ from mtlface.data.transforms import build_transform
 from mtlface.checkpoint import CHECKPOINT_DIR, best_checkpoint
 from mtlface.errors import ConfigError, check_writable, check_writable_dir
 from mtlface.errors import debug_requested
-from mtlface.labels import LABELS
 from mtlface.predict.backends import check_device
 from mtlface.predict.errors import exit_code_of
 from mtlface.predict.runs import build_trained_model, load_config
@@ -117,19 +116,15 @@ def load_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None = None
 def decode_confident(task: torch.nn.Module, pred: Tensor) -> tuple[Tensor, Tensor]:
     """``(label, confidence)`` per sample: the task's decoded label (class index, or age in
     years) and the probability of its most probable class (age: bin)."""
+    if not task.has_probs:
+        raise ValueError(f"task {task.name} gives no class probabilities (its read-out has "
+                         f"none): it cannot be pseudo-labelled by confidence")
     out = task.decode(pred)
-    if out.get("probs") is None:
-        raise ValueError(f"task {task.name} gives no class probabilities (age regression): "
-                         f"it cannot be pseudo-labelled by confidence")
-    label = out["label"] if "label" in out else out["years"]
-    return label, out["probs"].max(dim=-1).values
+    return task.label_values(out), out["probs"].max(dim=-1).values
 
 
 def check_options(tasks: Sequence[str] | None, threshold: float, splits: Sequence[str]) -> None:
     """The options that need no model: checked before one is loaded."""
-    unknown = [t for t in tasks or () if t not in LABELS]
-    if unknown:
-        raise ConfigError(f"unknown task(s) {unknown}; valid: {list(LABELS)}")
     if not 0 < threshold <= 1:
         raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
     bad = [s for s in splits if s not in SPLITS]
@@ -183,7 +178,8 @@ def pseudo_label(model: torch.nn.Module, input_spec: InputSpec, frame: pd.DataFr
         out[prob] = out[prob] if prob in out else np.nan
         out.iloc[rows, out.columns.get_loc(prob)] = p
         out.iloc[rows[keep], out.columns.get_loc(task)] = (
-            value[keep] if not LABELS[task].is_categorical else value[keep].astype(np.int64))
+            value[keep].astype(np.int64) if model.tasks[task].label.is_categorical
+            else value[keep])
         out.iloc[rows[keep], out.columns.get_loc(flag)] = True
         info.scored, info.kept = len(rows), int(keep.sum())
         info.discarded = info.scored - info.kept
@@ -260,7 +256,7 @@ def run(cfg: PseudoLabelConfig | DictConfig) -> PseudoLabelSummary:
     check_output(cfg.output, source)
     model, input_spec, ckpt = load_run(cfg.run, cfg.checkpoint)
     tasks = list(cfg.tasks) if cfg.tasks else list(model.tasks)
-    frame = read_manifest(source)
+    frame = read_manifest(source, {n: t.label for n, t in model.tasks.items()})
     output = output_path(cfg.output, source, tasks)
     out, summary = pseudo_label(model, input_spec, frame, source.parent, tasks, cfg.threshold,
                                 list(cfg.splits), cfg.batch_size, cfg.num_workers, cfg.device)

@@ -64,6 +64,26 @@ def _check_part(state: Mapping[str, Tensor], own: Mapping[str, Tensor], prefix: 
                                       f"({hint}): {shown}{more}")
 
 
+def check_shared_classes(model: pl.LightningModule, path: str | os.PathLike) -> None:
+    """The tasks both runs have declare the same classes in the same order: a head's weights
+    mean its classes, so a reordered list would load silently and predict the wrong names.
+    Checked when the checkpoint lies in a run folder (whose config declares its tasks)."""
+    from mtlface.labels import declared_labels
+    from mtlface.predict.runs import load_config
+
+    path = Path(path)
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    if not (run / ".hydra" / "config.yaml").is_file():
+        return
+    theirs = declared_labels(load_config(run).tasks)
+    for name, task in model.tasks.items():
+        if name in theirs and theirs[name].classes != task.label.classes:
+            raise CheckpointMismatchError(
+                f"tasks.{name} declares classes {list(task.label.classes or [])}, the run it "
+                f"starts from ({run}) {list(theirs[name].classes or [])}: declare the same "
+                f"classes in the same order, or leave the task out to train a fresh head")
+
+
 def init_from_checkpoint(model: pl.LightningModule, path: str | os.PathLike) -> InitReport:
     """Copy the trunk and the shared tasks' heads of checkpoint ``path`` into ``model``.
 
@@ -71,6 +91,7 @@ def init_from_checkpoint(model: pl.LightningModule, path: str | os.PathLike) -> 
     state is copied where it belongs to shared tasks (``weighting.log_vars.<task>``) or, for
     state indexed by task position, only when both runs have the same task list."""
     report = InitReport(Path(path))
+    check_shared_classes(model, path)
     state = load_state_dict(path)
     own = model.state_dict()
     _check_part(state, own, "backbone.", "backbone",

@@ -397,8 +397,7 @@ def test_coverage_table_flags_groups_under_the_level():
 
     from mtlface.calibration import AgeInterval
     from mtlface.evaluate.coverage import add_intervals, coverage_table, worst
-    from mtlface.evaluate.predictions import TaskInfo
-    from mtlface.tasks import AgeBins
+    from mtlface.tasks import AgeBins, AgeTask
 
     true = np.array([5.0, 15, 25, 30, 45, 70, 70, 70, 25, 30])
     pred = np.array([6.0, 14, 26, 31, 44, 50, 52, 69, 35, 30])
@@ -406,7 +405,7 @@ def test_coverage_table_flags_groups_under_the_level():
                           "gender": pd.array([0, 1, 0, 1, 0, 1, 1, 1, None, 0], dtype="Int64"),
                           "age_true": pd.array([0] * 10, dtype="Int64"), "age_pred": [0] * 10,
                           "age_true_years": true, "age_pred_years": pred})
-    info = TaskInfo("age", ("0-80", "80+"), AgeBins([0, 80, 100]))
+    info = AgeTask(1, AgeBins([0, 80, 100]))
     add_intervals(table, AgeInterval("age", 0.9, 2.0, 10), {"age": info})
     frame = coverage_table(table, "age", 0.9).set_index(["attribute", "group"])
     assert frame.loc[("all", "all"), "coverage"] == pytest.approx(0.7)

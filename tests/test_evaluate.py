@@ -13,17 +13,15 @@ from PIL import Image
 
 from conftest import ROOT, TINY_SOURCES
 from mtlface.data.manifest import read_manifest, write_manifest
-from mtlface.evaluate import (TaskInfo, compute_metrics, group_gaps, group_table, reliability,
-                              task_metrics)
+from mtlface.evaluate import compute_metrics, group_gaps, group_table, reliability, task_metrics
 from mtlface.evaluate.cli import main, parse_args
 from mtlface.evaluate.metrics import expected_calibration_error
-from mtlface.evaluate.predictions import target_columns
 from mtlface.evaluate.run import evaluate
-from mtlface.labels import LABELS
-from mtlface.tasks import AgeBins
+from mtlface.labels import label
+from mtlface.tasks import AgeBins, AgeTask, BinaryTask, MulticlassTask
 
 TASKS = ["age", "gender", "smile", "emotion", "race"]
-GENDER = TaskInfo("gender", LABELS["gender"].classes)
+GENDER = BinaryTask("gender", 1, label("gender").classes)
 ADIENCE8 = AgeBins.from_groups([[0, 2], [4, 6], [8, 12], [15, 20], [25, 32], [38, 43],
                                 [48, 53], [60, 100]])
 
@@ -58,7 +56,7 @@ def test_classification_metrics_match_a_hand_computation():
 
 def test_pooled_and_per_source_keys_and_a_task_nobody_labels():
     table = gender_table().assign(smile_true=pd.array([None] * 5, dtype="Int64"))
-    infos = {"gender": GENDER, "smile": TaskInfo("smile", LABELS["smile"].classes)}
+    infos = {"gender": GENDER, "smile": BinaryTask("smile", 1)}
     metrics, skipped = compute_metrics(table, infos, "test", ece_bins=10)
     assert metrics["test/a/gender/acc"] == pytest.approx(2 / 3)
     assert metrics["test/b/gender/acc"] == pytest.approx(1 / 2)
@@ -81,13 +79,13 @@ def test_group_accuracy_and_gap_by_hand():
 
 
 def test_adience_eight_groups_exact_one_off_and_mae():
-    info = TaskInfo("age", tuple(ADIENCE8.names), ADIENCE8)
+    info = AgeTask(1, ADIENCE8)
     years = np.array([1.0, 17.0, 28.0, 80.0])  # groups 0, 3, 4, 7
     pred_years = np.array([5.0, 17.0, 50.0, 40.0])  # groups 1, 3, 6, 5
     probs = np.full((4, 8), 0.05)
     pred = np.array([1, 3, 6, 5])
     probs[np.arange(4), pred] = 0.65
-    table = pd.DataFrame({**target_columns(info, years), "age_pred": pred,
+    table = pd.DataFrame({**info.table_targets(years), "age_pred": pred,
                           "age_pred_years": pred_years, "age_conf": probs.max(1),
                           **{f"age_p{k}": probs[:, k] for k in range(8)}})
     assert table["age_true"].tolist() == [0, 3, 4, 7]
@@ -97,12 +95,12 @@ def test_adience_eight_groups_exact_one_off_and_mae():
     assert m["mae"] == pytest.approx((4 + 0 + 22 + 40) / 4)
     assert m["ece"] == pytest.approx(abs(0.65 - 0.25))
     # Age by regression has no class probabilities: no ECE.
-    regression = TaskInfo("age", tuple(ADIENCE8.names), ADIENCE8, has_probs=False)
+    regression = AgeTask(1, ADIENCE8, readout="regression")
     assert "ece" not in task_metrics(table, regression)
 
 
 def test_a_perfect_model_scores_perfectly():
-    info = TaskInfo("emotion", LABELS["emotion"].classes)
+    info = MulticlassTask("emotion", 1, label("emotion").classes)
     labels = np.arange(7).repeat(3)
     table = pd.DataFrame({"source": "x", "emotion_true": pd.array(labels, dtype="Int64"),
                           "emotion_pred": labels, "emotion_conf": 1.0})

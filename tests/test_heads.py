@@ -111,7 +111,7 @@ def test_every_readout_logs_the_same_metric_keys(readout):
     metrics = task.metrics()
     task.update_metrics(metrics, task(torch.randn(3, 4)), torch.tensor([5.0, NAN, 27.0]))
     values = metrics.compute()
-    assert set(values) == {"acc", "acc_1off", "mae"}
+    assert set(values) == {"acc", "acc_1off", "f1", "mae"}
     assert all(torch.isfinite(v) for v in values.values())
     assert set(task.decode(task(torch.randn(2, 4)))) >= {"years", "bin"}
 

@@ -134,6 +134,14 @@ def test_changed_head_of_a_shared_task_fails_naming_it(stage1):
         init_from_checkpoint(model, best_checkpoint(stage1))
 
 
+def test_a_reordered_class_list_of_a_shared_task_fails_naming_it(stage1):
+    model, _ = build_model(compose_train([*SMALL_BKNET, "tasks=[age,gender]",
+                                          "tasks.gender.classes=[female,male]"]))
+    with pytest.raises(CheckpointMismatchError, match=r"tasks.gender declares classes "
+                       r"\['female', 'male'\], the run it starts from .* \['male', 'female'\]"):
+        init_from_checkpoint(model, best_checkpoint(stage1))
+
+
 def test_bad_checkpoint_locations_and_options(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run folder or checkpoint"):
         best_checkpoint(tmp_path / "nope")
@@ -226,7 +234,7 @@ def test_pseudo_label_bad_input(stage1, data_dir, tmp_path):
     cases = [
         (["threshold=0"], ValueError, r"threshold must be in \(0, 1\]"),
         (["threshold=1.5"], ValueError, r"threshold must be in \(0, 1\]"),
-        (["tasks=[beauty]"], ValueError, "unknown task"),
+        (["tasks=[beauty]"], ValueError, r"no head for task\(s\) \[.beauty.\]"),
         (["tasks=[emotion]"], ValueError, r"no head for task\(s\) \['emotion'\]"),
         (["splits=[training]"], ValueError, "splits must be"),
         ([f"output={source}"], ValueError, "is the source manifest"),

@@ -17,7 +17,8 @@ from mtlface.data.synthetic import __main__ as synthetic_cli
 from mtlface.data.synthetic import provider as synthetic
 from mtlface.data.manifest import read_manifest
 from mtlface.data.synthetic import SyntheticFaces, render_face, sample_attributes
-from mtlface.labels import LABELS
+from mtlface.data.synthetic.attributes import CORE
+from mtlface.labels import label
 
 SOURCES = {
     "rgb_src": {"tasks": ["age", "gender", "race"], "image_size": 32,
@@ -44,14 +45,14 @@ def test_manifest_has_requested_splits_and_only_each_sources_tasks(generated):
     for name, spec in SOURCES.items():
         rows = df[df.source == name]
         assert rows.groupby("split").size().to_dict() == spec["splits"]
-        for task in LABELS:
+        for task in CORE:
             labelled = rows[task].notna()
             assert labelled.all() if task in spec["tasks"] else not labelled.any(), (name, task)
     assert df.age.dropna().between(1, 90).all()
     for name in ("gender", "race", "emotion", "smile"):
-        assert df[name].dropna().isin(range(LABELS[name].num_classes)).all()
+        assert df[name].dropna().isin(range(label(name).num_classes)).all()
     grey = df[df.source == "grey_src"]
-    happy = LABELS["emotion"].classes.index("happy")
+    happy = label("emotion").classes.index("happy")
     assert ((grey.emotion == happy) == (grey.smile == 1)).all()  # smile is the happy face
 
 
@@ -192,7 +193,7 @@ def test_bad_settings_raise(tmp_path, sources, seed, message):
 
 
 def test_attributes_are_balanced_and_smile_only_sources_get_balanced_smiles():
-    happy = LABELS["emotion"].classes.index("happy")
+    happy = label("emotion").classes.index("happy")
     rng = np.random.default_rng(0)
     everything = [sample_attributes(rng, ["age", "gender", "race", "emotion"]) for _ in range(3500)]
     for name, k in [("gender", 2), ("race", 5), ("emotion", 7)]:

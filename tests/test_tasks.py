@@ -5,7 +5,9 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose_train
-from mtlface.tasks import AgeBins, AgeReadout, AgeTask, ClassificationTask
+from mtlface.errors import ConfigError
+from mtlface.labels import label
+from mtlface.tasks import AgeBins, AgeReadout, AgeTask, BinaryTask, MulticlassTask
 
 NAN = float("nan")
 
@@ -60,7 +62,8 @@ def test_expected_age_is_the_probability_weighted_centre():
 
 # ---- masked losses ----------------------------------------------------------------------------
 def _tasks():
-    return [ClassificationTask("gender", 8), ClassificationTask("emotion", 8),
+    return [BinaryTask("gender", 8, ["male", "female"]),
+            MulticlassTask("emotion", 8, label("emotion").classes),
             *(AgeTask(8, AgeBins.uniform(5), readout=r) for r in AgeReadout)]
 
 
@@ -77,7 +80,7 @@ def test_all_missing_labels_give_a_finite_zero_loss_that_keeps_the_graph(task):
 
 
 def test_loss_averages_over_labelled_samples_only():
-    task = ClassificationTask("gender", 4)
+    task = BinaryTask("gender", 4, ["male", "female"])
     pred = torch.randn(4, 2)
     target = torch.tensor([1, -1, 0, -1])
     expected = torch.nn.functional.cross_entropy(pred[[0, 2]], target[[0, 2]])
@@ -85,7 +88,7 @@ def test_loss_averages_over_labelled_samples_only():
 
 
 def test_metrics_ignore_missing_labels():
-    task = ClassificationTask("smile", 4)
+    task = BinaryTask("smile", 4)
     metrics = task.metrics()
     pred = torch.tensor([[5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
     task.update_metrics(metrics, pred, torch.tensor([0, -1, -1]))
@@ -116,6 +119,12 @@ def test_age_regression_reports_bucketed_accuracy():
     assert values["mae"].item() == pytest.approx(13.5)
 
 
-def test_unknown_classification_task_lists_valid_ones():
-    with pytest.raises(ValueError, match="valid: .*gender"):
-        ClassificationTask("hat", 4)
+def test_a_class_task_needs_its_classes_declared():
+    with pytest.raises(ConfigError, match="tasks.hat: a multiclass task declares its classes"):
+        MulticlassTask("hat", 4, None)
+    with pytest.raises(ConfigError, match="two classes"):
+        BinaryTask("hat", 4, ["a", "b", "c"])
+    with pytest.raises(ConfigError, match="quote them"):
+        BinaryTask("hat", 4, [False, True])  # YAML's unquoted no/yes
+    with pytest.raises(ConfigError, match="repeat"):
+        MulticlassTask("hat", 4, ["a", "a"])

@@ -14,7 +14,7 @@ from torchjd.aggregation import MGDA, CAGrad, PCGrad, UPGrad
 
 from conftest import CONF_DIR, SMALL_BKNET, TINY_SOURCES, compose_train
 from mtlface.module import MTLFaceModule
-from mtlface.tasks import ClassificationTask
+from mtlface.tasks import BinaryTask
 from mtlface.train import run
 from mtlface.weighting import (
     DynamicWeightAveraging,
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step`"
 class _StubTask(nn.Module):
     def __init__(self, regression: bool = False) -> None:
         super().__init__()
-        self.regression = regression
+        self.regresses = regression
 
 
 def _set_up(weighting, *names, regression=()):
@@ -269,7 +269,7 @@ class _GradCapture(pl.Callback):
 
 def _train_steps(weighting, smile_labelled: bool, steps: int = 2):
     torch.manual_seed(0)
-    tasks = {n: ClassificationTask(n, in_features=8) for n in ("gender", "smile")}
+    tasks = {n: BinaryTask(n, in_features=8) for n in ("gender", "smile")}
     module = MTLFaceModule(_Backbone(), tasks, functools.partial(torch.optim.SGD, lr=0.1),
                            weighting=weighting)
     labels = torch.randint(0, 2, (16,))
@@ -311,7 +311,7 @@ def test_unlabelled_task_log_variance_is_not_trained():
 
 
 def test_module_rejects_a_weighting_that_is_not_a_loss_weighting():
-    tasks = {"gender": ClassificationTask("gender", in_features=8)}
+    tasks = {"gender": BinaryTask("gender", in_features=8)}
     with pytest.raises(TypeError, match="LossWeighting"):
         MTLFaceModule(_Backbone(), tasks, torch.optim.SGD, weighting=nn.Identity())
 
@@ -336,7 +336,7 @@ def test_weights_are_logged_only_on_the_steps_that_reach_the_loggers(tmp_path):
     from pytorch_lightning.loggers import CSVLogger
 
     torch.manual_seed(0)
-    tasks = {n: ClassificationTask(n, in_features=8) for n in ("gender", "smile")}
+    tasks = {n: BinaryTask(n, in_features=8) for n in ("gender", "smile")}
     module = MTLFaceModule(_Backbone(), tasks, functools.partial(torch.optim.SGD, lr=0.1),
                            weighting=UncertaintyWeighting())
     labels = torch.randint(0, 2, (16,))

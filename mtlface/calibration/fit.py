@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -22,8 +21,7 @@ from mtlface.calibration.conformal import (check_level, conformal_quantile,
 from mtlface.calibration.store import AgeInterval, Calibration, calibration_path
 from mtlface.calibration.temperature import fit_temperature
 from mtlface.errors import ConfigError, UserError
-from mtlface.tasks import AgeTask, ClassificationTask, Task
-from mtlface.tasks.age import SoftmaxAge
+from mtlface.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +43,13 @@ class Outputs:
 
 
 def calibrated_tasks(tasks: Mapping[str, Task]) -> list[str]:
-    """Tasks that give class probabilities: classification, and age unless it regresses."""
-    return [n for n, t in tasks.items() if isinstance(t, ClassificationTask)
-            or (isinstance(t, AgeTask) and not t.regression)]
+    """Tasks that give class probabilities (class tasks, age unless it regresses)."""
+    return [n for n, t in tasks.items() if t.has_probs]
 
 
 def age_task(tasks: Mapping[str, Task]) -> str | None:
-    return next((n for n, t in tasks.items() if isinstance(t, AgeTask)), None)
-
-
-def _log_probs(task: Task):
-    """Log class probabilities of raw outputs: log-softmax for softmax heads, the log of the
-    decoder's probabilities otherwise (CORAL)."""
-    if isinstance(task, ClassificationTask) or (isinstance(task, AgeTask)
-                                                and isinstance(task.decoder, SoftmaxAge)):
-        return lambda z: F.log_softmax(z, dim=-1)
-    return lambda z: task.decode(z)["probs"].clamp_min(1e-12).log()
-
-
-def class_targets(task: Task, target: np.ndarray) -> tuple[np.ndarray, Tensor]:
-    """(mask of labelled rows, their class indices; age: the bins of the true ages)."""
-    if isinstance(task, AgeTask):
-        years = np.asarray(target, dtype=np.float64)
-        mask = ~np.isnan(years)
-        return mask, task.bins.bucketize(torch.from_numpy(years[mask]))
-    values = np.asarray(target, dtype=np.int64)
-    mask = values >= 0
-    return mask, torch.from_numpy(values[mask])
+    """The task whose number gets the conformal interval (the age task)."""
+    return next((n for n, t in tasks.items() if t.conformal_interval), None)
 
 
 @torch.no_grad()
@@ -108,7 +86,7 @@ def predicted_groups(tasks: Mapping[str, Task], raw: Mapping[str, Tensor],
                      attribute: str) -> list[str]:
     """The model's own prediction of ``attribute`` for each row (a new face has no label)."""
     task = tasks[attribute]
-    return [task.class_names[i] for i in raw[attribute].argmax(dim=-1).tolist()]
+    return [task.classes[i] for i in raw[attribute].argmax(dim=-1).tolist()]
 
 
 def check_groupwise(groupwise: str | None, tasks: Mapping[str, Task],
@@ -134,13 +112,13 @@ def fit_calibration(tasks: Mapping[str, Task], outputs: Outputs, level: float = 
     groupwise = check_groupwise(groupwise, tasks)
     temperatures, nll_report = {}, {}
     for name in calibrated_tasks(tasks):
-        mask, target = class_targets(tasks[name], outputs.targets[name])
+        mask, target = tasks[name].class_targets(outputs.targets[name])
         if not mask.any():
             log.info("calibration: no labelled validation row for %s: its temperature stays 1",
                      name)
             continue
         fit = fit_temperature(outputs.raw[name][torch.from_numpy(mask)], target,
-                              _log_probs(tasks[name]))
+                              tasks[name].log_probs)
         temperatures[name] = fit.temperature
         nll_report[name] = {"temperature": fit.temperature, "nll_before": fit.nll_before,
                             "nll_after": fit.nll_after, "count": fit.count}
@@ -157,7 +135,7 @@ def _fit_interval(tasks, outputs: Outputs, calibration: Calibration, level: floa
     name = age_task(tasks)
     if name is None:
         return None
-    years = tasks[name].years(outputs.raw[name]).double().numpy()  # T never moves the age
+    years = tasks[name].point(outputs.raw[name]).double().numpy()  # T never moves the age
     true = np.asarray(outputs.targets[name], dtype=np.float64)
     mask = ~np.isnan(true)
     scores = np.abs(years[mask] - true[mask])
@@ -177,7 +155,7 @@ def _fit_interval(tasks, outputs: Outputs, calibration: Calibration, level: floa
     return AgeInterval(name, level, q, int(len(scores)), groupwise, q_by_group, counts)
 
 
-def val_datasets(cfg, tasks: list[str], input_spec) -> dict:
+def val_datasets(cfg, tasks: Mapping[str, Task], input_spec) -> dict:
     """The validation split of the run's data config, with the evaluation transform."""
     from mtlface.evaluate.data import eval_datamodule
     from mtlface.evaluate.predictions import GROUP_ATTRIBUTES
@@ -203,7 +181,7 @@ def calibrate_run(run_dir: str | os.PathLike, level: float = DEFAULT_LEVEL,
     checkpoint = Path(checkpoint or best_checkpoint(run_dir))
     model, input_spec = build_trained_model(cfg, checkpoint, device)
     check_groupwise(groupwise, model.tasks)
-    datasets = val_datasets(data_config(cfg), list(model.tasks), input_spec)
+    datasets = val_datasets(data_config(cfg), model.tasks, input_spec)
     outputs = collect_outputs(model, datasets, batch_size, device)
     calibration = fit_calibration(model.tasks, outputs, level, groupwise, checkpoint.name)
     return calibration, calibration.save(calibration_path(run_dir))
@@ -243,7 +221,7 @@ def _calibrate_after_training(cfg, model: nn.Module, input_spec, best: str | Non
     conformal = cfg.get("conformal") or {}
     level, groupwise = conformal.get("level", DEFAULT_LEVEL), conformal.get("groupwise")
     try:
-        datasets = val_datasets(cfg, list(model.tasks), input_spec)
+        datasets = val_datasets(cfg, model.tasks, input_spec)
     except UserError as exc:
         log.info("calibration skipped: %s", exc)
         return None

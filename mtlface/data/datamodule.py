@@ -23,7 +23,7 @@ from mtlface.backbones import InputSpec
 from mtlface.data.dataset import ManifestDataset, SampleKey
 from mtlface.data.manifest import SPLITS, ManifestError, manifest_file, read_manifest
 from mtlface.data.transforms import build_transform
-from mtlface.labels import LABELS
+from mtlface.labels import LabelSpec, resolve_labels
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class MultiSourceDataModule(pl.LightningDataModule):
     def __init__(
         self,
         manifests: Mapping[str, ManifestProvider | str | os.PathLike],
-        tasks: Sequence[str],
+        tasks: Sequence[str] | Mapping[str, LabelSpec | Mapping],
         input_spec: InputSpec,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
@@ -145,9 +145,7 @@ class MultiSourceDataModule(pl.LightningDataModule):
             raise ValueError("data.manifests is empty: nothing to train on")
         if not tasks:
             raise ValueError("no tasks selected: pass e.g. tasks=[age,gender]")
-        unknown = [t for t in tasks if t not in LABELS]
-        if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; valid: {list(LABELS)}")
+        self.labels = resolve_labels(tasks)
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
@@ -185,9 +183,11 @@ class MultiSourceDataModule(pl.LightningDataModule):
         """``{source: (rows, image root)}`` over every manifest."""
         found: dict[str, tuple[pd.DataFrame, Path]] = {}
         self._folded: list[str] = []  # sources that data.fold re-split
+        self._absent: dict[str, Path] = {}  # task -> a manifest without its column
         for provider in self.providers.values():
             path = provider.prepare()
-            frame = read_manifest(path)
+            frame = read_manifest(path, self.labels)
+            self._absent.update({t: path for t in frame.attrs.get("absent_labels", [])})
             for source, rows in frame.groupby("source", sort=True):
                 if source in found:
                     raise ManifestError(f"source {source!r} appears in two manifests "
@@ -242,7 +242,7 @@ class MultiSourceDataModule(pl.LightningDataModule):
                 part = rows[useful & (rows["split"] == split)]
                 if len(part):
                     self.datasets[split][source] = ManifestDataset(
-                        part, root, self.tasks, self.input_spec.channels,
+                        part, root, self.labels, self.input_spec.channels,
                         train_tf if split == "train" else eval_tf, name=f"{source}/{split}")
         train = self.datasets["train"]
         labelled = Counter()
@@ -250,8 +250,11 @@ class MultiSourceDataModule(pl.LightningDataModule):
             labelled.update(ds.label_counts())
         for task in self.tasks:
             if not labelled[task]:
+                why = (f": {self._absent[task]} has no {task!r} column, declare the task's "
+                       f"column in the source's reader or pick a data config that labels it"
+                       if task in self._absent else "")
                 raise ValueError(f"task {task!r} has no labelled training sample in the "
-                                 f"selected sources {sorted(train) or '(none)'}")
+                                 f"selected sources {sorted(train) or '(none)'}{why}")
         log.info("train sources and batch shares: %s", self.train_batch_sizes())
 
     def task_balanced_weights(self) -> dict[str, float]:

@@ -8,7 +8,7 @@ default collate and cross-source concatenation work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from mtlface.data.skips import SkipReport
 from mtlface.data.transforms import reseed
-from mtlface.labels import LABELS, MISSING_CLASS
+from mtlface.labels import MISSING_CLASS, LabelSpec, resolve_labels
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,12 @@ class ManifestDataset(Dataset):
         self,
         frame: pd.DataFrame,
         root: str | Path,
-        tasks: Sequence[str],
+        tasks: Sequence[str] | Mapping[str, LabelSpec],
         channels: int,
         transform: Callable[..., dict] | None = None,
         name: str = "dataset",
     ) -> None:
-        unknown = [t for t in tasks if t not in LABELS]
-        if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; valid: {list(LABELS)}")
+        self.labels = resolve_labels(tasks)
         root = Path(root)
         paths = [root / p for p in frame["path"]]
         exists = np.fromiter((p.is_file() for p in paths), bool, len(paths))
@@ -84,9 +82,9 @@ class ManifestDataset(Dataset):
         # Plain numpy arrays: cheap to index in workers, no pandas per sample.
         self.targets = {
             t: frame[t].to_numpy(dtype=np.int64, na_value=MISSING_CLASS)
-            if LABELS[t].is_categorical
+            if spec.is_categorical
             else frame[t].to_numpy(dtype=np.float32, na_value=np.nan)
-            for t in tasks
+            for t, spec in self.labels.items()
         }
         self.channels = channels
         self.transform = transform
@@ -115,6 +113,7 @@ class ManifestDataset(Dataset):
     def label_counts(self) -> dict[str, int]:
         """Number of labelled samples per task."""
         return {
-            t: int((v != MISSING_CLASS).sum() if LABELS[t].is_categorical else (~np.isnan(v)).sum())
+            t: int((v != MISSING_CLASS).sum() if self.labels[t].is_categorical
+                   else (~np.isnan(v)).sum())
             for t, v in self.targets.items()
         }

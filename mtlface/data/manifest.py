@@ -1,8 +1,11 @@
 """The manifest: the table that joins preprocessing (or the synthetic generator) to training.
 
-One row per image with ``path, source, split`` and the label columns of ``mtlface.labels``;
-``path`` is relative to the folder holding ``manifest.csv``. A blank label cell means "not
-labelled". Extra columns (``face_score``, ``fold``...) pass through untouched.
+One row per image with ``path, source, split``, the five core label columns (``age, gender,
+smile, emotion, race``, present in every manifest, blank where a source lacks them) and any
+other label column a reader emits (CelebA's attributes, ``valence``...). ``path`` is relative to
+the folder holding ``manifest.csv``. A blank label cell means "not labelled". A label column is
+validated against the task declared for it (``conf/tasks/``, or a run's own declarations);
+extra columns (``face_score``, ``fold``...) pass through untouched.
 """
 
 from __future__ import annotations
@@ -10,19 +13,20 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mtlface.data.skips import SkipReport
-from mtlface.labels import LABELS
+from mtlface.labels import LabelSpec, shipped_labels
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.csv"
 BASE_COLUMNS = ("path", "source", "split")
-LABEL_COLUMNS = tuple(LABELS)
+LABEL_COLUMNS = ("age", "gender", "smile", "emotion", "race")  # in every manifest
 COLUMNS = BASE_COLUMNS + LABEL_COLUMNS
 SPLITS = ("train", "val", "test")
 
@@ -36,14 +40,24 @@ def empty_manifest() -> pd.DataFrame:
     return clean_labels(pd.DataFrame({c: [] for c in COLUMNS}))[0]
 
 
-def clean_labels(df: pd.DataFrame) -> tuple[pd.DataFrame, SkipReport]:
-    """Give every label column its canonical dtype (float for continuous labels, nullable
-    ``Int64`` for categorical ones; an absent column becomes all-missing) and blank out values
-    that are not valid labels, counted by reason. Such a row stays: its other labels are still
-    good. Rows with an unknown split are dropped, counted too. The caller logs the report."""
+def label_specs(labels: Mapping[str, LabelSpec] | None = None) -> dict[str, LabelSpec]:
+    """The shipped declarations, overridden and extended by ``labels`` (a run's tasks)."""
+    return {**shipped_labels(), **(labels or {})}
+
+
+def clean_labels(df: pd.DataFrame, labels: Mapping[str, LabelSpec] | None = None
+                 ) -> tuple[pd.DataFrame, SkipReport]:
+    """Give every declared label column (:func:`label_specs`) its canonical dtype (float for
+    numeric labels, nullable ``Int64`` for class labels) and blank out values that are not valid
+    labels, counted by reason. Such a row stays: its other labels are still good. An absent core
+    column, or one of ``labels``, becomes all-missing. Rows with an unknown split are dropped,
+    counted too. The caller logs the report."""
     df = df.copy()
     report = SkipReport()
-    for name, spec in LABELS.items():
+    wanted = (*LABEL_COLUMNS, *(labels or {}))
+    for name, spec in label_specs(labels).items():
+        if name not in df and name not in wanted:
+            continue
         raw = df[name] if name in df else pd.Series(np.nan, index=df.index)
         values = pd.to_numeric(raw, errors="coerce").astype("float64")
         report.skip(f"{name} not a number (label blanked)", int((values.isna() & raw.notna()).sum()))
@@ -51,7 +65,7 @@ def clean_labels(df: pd.DataFrame) -> tuple[pd.DataFrame, SkipReport]:
             bad = values.notna() & ~values.isin(np.arange(spec.num_classes, dtype=float))
             reason = f"{name} not in 0..{spec.num_classes - 1} (label blanked)"
         else:
-            lo, hi = spec.value_range
+            lo, hi = spec.value_range or (-np.inf, np.inf)
             bad = values.notna() & ~values.between(lo, hi)
             reason = f"{name} outside [{lo:g}, {hi:g}] (label blanked)"
         report.skip(reason, int(bad.sum()))
@@ -70,8 +84,10 @@ def manifest_file(path: str | os.PathLike) -> Path:
     return path / MANIFEST_NAME if path.is_dir() else path
 
 
-def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read and validate ``manifest.csv`` (or the folder holding it)."""
+def read_manifest(path: str | os.PathLike, labels: Mapping[str, LabelSpec] | None = None
+                  ) -> pd.DataFrame:
+    """Read and validate ``manifest.csv`` (or the folder holding it); ``labels``: a run's task
+    declarations, which validate their columns (see :func:`clean_labels`)."""
     path = manifest_file(path)
     if not path.is_file():
         raise ManifestError(f"no manifest at {path}: run preprocess.py (or the synthetic "
@@ -85,8 +101,13 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise ManifestError(f"manifest {path} lacks column(s) {missing}; expected at least "
                             f"{list(BASE_COLUMNS)} plus label columns {list(LABEL_COLUMNS)}")
-    df, report = clean_labels(df)
+    absent = [name for name in labels or {} if name not in df]
+    if absent:
+        log.info("%s has no column for task(s) %s: none of its rows is labelled for them", path,
+                 ", ".join(absent))
+    df, report = clean_labels(df, labels)
     report.log(str(path))
+    df.attrs["absent_labels"] = absent
     return df
 
 

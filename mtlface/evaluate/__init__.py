@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_EXPORTS = {"TaskInfo": "predictions", "collect_predictions": "predictions",
+_EXPORTS = {"collect_predictions": "predictions",
             "compute_metrics": "metrics", "task_metrics": "metrics", "reliability": "metrics",
             "group_table": "groups", "group_gaps": "groups", "evaluate": "run",
             "EvalConfig": "run", "EvalResult": "run"}

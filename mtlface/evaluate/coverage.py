@@ -16,8 +16,9 @@ import pandas as pd
 
 from mtlface.calibration.store import AgeInterval
 from mtlface.evaluate.metrics import labelled_rows
-from mtlface.evaluate.predictions import GROUP_ATTRIBUTES, TaskInfo
-from mtlface.labels import LABELS
+from mtlface.evaluate.predictions import GROUP_ATTRIBUTES
+from mtlface.labels import label
+from mtlface.tasks import Task
 
 AGE_BANDS = (("0-12", 0, 13), ("13-19", 13, 20), ("20-39", 20, 40), ("40-64", 40, 65),
              ("65+", 65, math.inf))
@@ -35,14 +36,14 @@ def age_band(years: np.ndarray) -> np.ndarray:
 
 
 def add_intervals(table: pd.DataFrame, interval: AgeInterval,
-                  infos: Mapping[str, TaskInfo]) -> None:
+                  tasks: Mapping[str, Task]) -> None:
     """``<age>_lo``, ``<age>_hi`` columns from the predicted age (in place); a group-wise
     interval uses each row's predicted group, as the Predictor does for a new face."""
     name = interval.task
     years = table[f"{name}_pred_years"].to_numpy(np.float64)
     q = np.full(len(table), interval.q)
     if interval.groupwise and f"{interval.groupwise}_pred" in table:
-        classes = infos[interval.groupwise].classes
+        classes = tasks[interval.groupwise].classes
         predicted = [classes[i] for i in table[f"{interval.groupwise}_pred"].to_numpy(np.int64)]
         q = np.array([interval.q_for(g) for g in predicted])
     table[f"{name}_lo"] = np.maximum(0.0, years - q)
@@ -74,7 +75,7 @@ def coverage_table(table: pd.DataFrame, name: str, level: float | None) -> pd.Da
         if attribute in rows:
             labels = rows[attribute]
             named = labels.map(lambda v, a=attribute: None if pd.isna(v)
-                               else LABELS[a].classes[int(v)])
+                               else label(a).classes[int(v)])
             parts.append((attribute, named))
     parts.append((BAND, pd.Series(age_band(rows[f"{name}_true_years"].to_numpy(np.float64)),
                                   index=rows.index)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -22,6 +22,8 @@ from mtlface.data.dataset import ManifestDataset
 from mtlface.data.manifest import SPLITS
 from mtlface.data.transforms import build_transform
 from mtlface.errors import ConfigError, UserError
+from mtlface.labels import resolve_labels
+from mtlface.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ class EvalDataModule(MultiSourceDataModule):
                          source, self.split, self.unused[source], len(part), self.tasks)
             if useful.any():
                 self.datasets[self.split][source] = ManifestDataset(
-                    part[useful], root, [*self.tasks, *self.extra], self.input_spec.channels,
+                    part[useful], root, {**self.labels, **resolve_labels(self.extra)},
+                    self.input_spec.channels,
                     transform, name=f"{source}/{self.split}")
 
     def split_datasets(self) -> dict[str, ManifestDataset]:
@@ -113,10 +116,12 @@ def _root_at_cwd(cfg: DictConfig) -> None:
             cfg.paths.root_dir = os.getcwd()
 
 
-def eval_datamodule(cfg: DictConfig, tasks: Sequence[str], input_spec: InputSpec, split: str,
+def eval_datamodule(cfg: DictConfig, tasks: Mapping[str, Task], input_spec: InputSpec,
+                    split: str,
                     sources: Sequence[str] | None = None,
                     extra: Sequence[str] = ()) -> EvalDataModule:
-    """``cfg.data`` (a ``MultiSourceDataModule`` config) as an :class:`EvalDataModule`."""
+    """``cfg.data`` (a ``MultiSourceDataModule`` config) as an :class:`EvalDataModule` for the
+    labels of a model's ``tasks``."""
     if "data" not in cfg:
         raise ValueError("the config has no data node to evaluate on")
     target = cfg.data.get("_target_")
@@ -129,7 +134,8 @@ def eval_datamodule(cfg: DictConfig, tasks: Sequence[str], input_spec: InputSpec
                          f"reads its sources")
     kwargs = {"sources": list(sources)} if sources else {}
     try:
-        return instantiate(cfg.data, _target_=f"{__name__}.EvalDataModule", tasks=list(tasks),
+        labels = {name: task.label.to_dict() for name, task in tasks.items()}
+        return instantiate(cfg.data, _target_=f"{__name__}.EvalDataModule", tasks=labels,
                            input_spec=input_spec, split=split, extra=list(extra), **kwargs)
     except InstantiationException as exc:  # the cause is the message a user needs
         cause = exc.__cause__

@@ -1,5 +1,5 @@
 """Per-group accuracy, to expose bias: every task's accuracy (age: exact bin accuracy, and its
-MAE) among the rows of each gender and each race, wherever the evaluated rows carry those
+MAE; a numeric task: its MAE) among the rows of each gender and each race, wherever the evaluated rows carry those
 labels, with the count of each group and the gap between the best and the worst group."""
 
 from __future__ import annotations
@@ -10,34 +10,34 @@ import numpy as np
 import pandas as pd
 
 from mtlface.evaluate.metrics import labelled_rows
-from mtlface.evaluate.predictions import GROUP_ATTRIBUTES, TaskInfo
-from mtlface.labels import LABELS
+from mtlface.evaluate.predictions import GROUP_ATTRIBUTES
+from mtlface.labels import label
+from mtlface.tasks import Task
 
 GROUP_COLUMNS = ["split", "task", "attribute", "group", "count", "acc", "mae"]
 
 
-def group_table(table: pd.DataFrame, infos: Mapping[str, TaskInfo], split: str,
+def group_table(table: pd.DataFrame, tasks: Mapping[str, Task], split: str,
                 attributes: Sequence[str] = GROUP_ATTRIBUTES) -> pd.DataFrame:
     """One row per (task, attribute, group) among the rows labelled for both the task and the
-    attribute: ``count``, ``acc`` and, for age, ``mae`` in years (else NaN)."""
+    attribute: ``count`` and the group means of the task's per-row scores (``acc``; ``mae`` in
+    the task's units for age and numeric tasks; NaN where the task has no such score)."""
     out = []
-    for name, info in infos.items():
+    for name, task in tasks.items():
         rows = labelled_rows(table, name)
         for attribute in attributes:
             if attribute not in rows:
                 continue
             known = rows[rows[attribute].notna()]
-            correct = known[f"{name}_pred"].to_numpy(np.int64) == known[f"{name}_true"].to_numpy(
-                np.int64)
-            error = ((known[f"{name}_pred_years"] - known[f"{name}_true_years"]).abs().to_numpy()
-                     if info.is_age else np.full(len(known), np.nan))
+            scores = task.row_scores(known)
             values = known[attribute].to_numpy(np.int64)
+            classes = label(attribute).classes
             for value in np.unique(values):
                 mine = values == value
                 out.append({"split": split, "task": name, "attribute": attribute,
-                            "group": LABELS[attribute].classes[value], "count": int(mine.sum()),
-                            "acc": float(correct[mine].mean()),
-                            "mae": float(error[mine].mean()) if info.is_age else np.nan})
+                            "group": classes[value], "count": int(mine.sum()),
+                            **{k: float(scores[k][mine].mean()) if k in scores else np.nan
+                               for k in ("acc", "mae")}})
     return pd.DataFrame(out, columns=GROUP_COLUMNS)
 
 

@@ -1,6 +1,8 @@
 """PNG plots of an evaluation, drawn with matplotlib's object API on the Agg canvas (no pyplot
 state, no display): a confusion matrix per task, a reliability diagram per task with class
-probabilities, and for age the predicted against the true years and the MAE by age bin."""
+probabilities, for age the predicted against the true years and the MAE by age bin, for a
+numeric task the predicted against the true values. Each task kind picks its own
+(``Task.save_plots``)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mtlface.evaluate.metrics import confusion_counts, labelled_rows, reliability
-from mtlface.evaluate.predictions import TaskInfo
+from mtlface.evaluate.metrics import labelled_rows, reliability
+from mtlface.tasks import Task
 
 DPI = 110
 
@@ -80,52 +82,63 @@ def _reliability_axes(top, bottom, bins: pd.DataFrame, ece: float, title: str) -
     bottom.set(xlabel="confidence of the predicted class", ylabel="count")
 
 
-def age_plot(rows: pd.DataFrame, info: TaskInfo, title: str, path: Path) -> Path:
+def age_plot(rows: pd.DataFrame, name: str, classes: Sequence[str], edges: Sequence[float],
+             title: str, path: Path) -> Path:
     """Predicted against true years, and the MAE among the rows of each true age bin."""
-    true = rows[f"{info.name}_true_years"].to_numpy(np.float64)
-    pred = rows[f"{info.name}_pred_years"].to_numpy(np.float64)
-    true_bin = rows[f"{info.name}_true"].to_numpy(np.int64)
+    true = rows[f"{name}_true_years"].to_numpy(np.float64)
+    pred = rows[f"{name}_pred_years"].to_numpy(np.float64)
+    true_bin = rows[f"{name}_true"].to_numpy(np.int64)
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     left, right = fig.subplots(1, 2)
     left.scatter(true, pred, s=6, alpha=0.4)
-    hi = max(float(np.nanmax(true)), float(np.nanmax(pred)), info.bins.edges[-1])
+    hi = max(float(np.nanmax(true)), float(np.nanmax(pred)), edges[-1])
     lo = min(0.0, float(np.nanmin(pred)))
     left.plot([lo, hi], [lo, hi], "k--", linewidth=1)
-    for edge in info.bins.edges[1:-1]:
+    for edge in edges[1:-1]:
         left.axvline(edge, color="grey", linewidth=0.5)
     left.set(xlabel="true age (years)", ylabel="predicted age (years)",
              title=f"{title}: MAE {np.abs(pred - true).mean():.2f} years")
-    counts = np.bincount(true_bin, minlength=info.num_classes)
-    sums = np.bincount(true_bin, weights=np.abs(pred - true), minlength=info.num_classes)
+    counts = np.bincount(true_bin, minlength=len(classes))
+    sums = np.bincount(true_bin, weights=np.abs(pred - true), minlength=len(classes))
     mae = np.divide(sums, counts, out=np.full(len(counts), np.nan), where=counts > 0)
-    x = np.arange(info.num_classes)
+    x = np.arange(len(classes))
     right.bar(x, np.nan_to_num(mae), color="tab:orange", edgecolor="black")
     for i, (m, n) in enumerate(zip(mae, counts)):
         right.text(i, 0 if np.isnan(m) else m, f"n={n}", ha="center", va="bottom", fontsize=7)
-    right.set_xticks(x, info.classes, rotation=45, ha="right")
+    right.set_xticks(x, classes, rotation=45, ha="right")
     right.set(xlabel="true age bin", ylabel="MAE (years)", title="MAE by age bin")
     return _save(fig, path)
 
 
-def save_plots(table: pd.DataFrame, infos: Mapping[str, TaskInfo], metrics: Mapping[str, float],
+def value_plot(true: np.ndarray, pred: np.ndarray, unit: str, title: str, path: Path) -> Path:
+    """Predicted against true values of a numeric task, with the identity line."""
+    fig = Figure(figsize=(5, 5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(true, pred, s=6, alpha=0.4)
+    lo = float(min(np.nanmin(true), np.nanmin(pred)))
+    hi = float(max(np.nanmax(true), np.nanmax(pred)))
+    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1)
+    ax.set(xlabel=f"true {unit}", ylabel=f"predicted {unit}",
+           title=f"{title}: MAE {np.abs(pred - true).mean():.3f}")
+    return _save(fig, path)
+
+
+def save_plots(table: pd.DataFrame, tasks: Mapping[str, Task], metrics: Mapping[str, float],
                split: str, folder: Path, ece_bins: int) -> list[Path]:
-    """Every plot of the evaluated tasks into ``folder``; the paths written."""
+    """Every plot of the evaluated tasks into ``folder``: each task's own (confusion matrix,
+    age or value scatter) and, for tasks with probabilities, a reliability diagram."""
     written = []
-    for name, info in infos.items():
+    for name, task in tasks.items():
         rows = labelled_rows(table, name)
         if rows.empty:
             continue
         label = f"{name} ({split}, n={len(rows)})"
-        written.append(confusion_plot(confusion_counts(rows, info), info.classes,
-                                      f"{label}: acc {metrics[f'{split}/{name}/acc']:.3f}",
-                                      folder / f"confusion_{name}.png"))
-        if info.has_probs:
+        written += task.save_plots(rows, metrics, split, label, folder)
+        if task.has_probs:
             before = ((reliability(rows, name, ece_bins, "conf_raw"),
                        metrics[f"{split}/{name}/ece_uncal"])
                       if f"{name}_conf_raw" in rows else None)
             written.append(reliability_plot(reliability(rows, name, ece_bins),
                                             metrics[f"{split}/{name}/ece"], label,
                                             folder / f"reliability_{name}.png", before))
-        if info.is_age:
-            written.append(age_plot(rows, info, label, folder / f"{name}_years.png"))
     return written

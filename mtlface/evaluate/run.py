@@ -24,7 +24,7 @@ from mtlface.evaluate.data import data_config, eval_datamodule
 from mtlface.evaluate.groups import group_gaps, group_table
 from mtlface.evaluate.metrics import compute_metrics
 from mtlface.evaluate.plots import save_plots
-from mtlface.evaluate.predictions import GROUP_ATTRIBUTES, TaskInfo, collect_predictions
+from mtlface.evaluate.predictions import GROUP_ATTRIBUTES, collect_predictions
 from mtlface.evaluate.report import calibration_lines, coverage_lines, headline, render
 from mtlface.predict.backends import check_device
 from mtlface.predict.runs import best_checkpoint, build_trained_model, load_config
@@ -129,31 +129,32 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
     run_cfg = load_config(run_dir)
     device = _device(cfg.device)
     model, input_spec = build_trained_model(run_cfg, ckpt, device)
-    infos = {name: TaskInfo.from_task(task) for name, task in model.tasks.items()}
+    tasks = dict(model.tasks)
     data_cfg = data_config(run_cfg, cfg.data, cfg.manifest, list(cfg.data_overrides))
-    datamodule = eval_datamodule(data_cfg, list(infos), input_spec, cfg.split, cfg.sources,
+    datamodule = eval_datamodule(data_cfg, tasks, input_spec, cfg.split, cfg.sources,
                                  extra=GROUP_ATTRIBUTES)
     datasets = datamodule.split_datasets()
     log.info("evaluating %s on %s rows of %s", ckpt, cfg.split,
              {s: len(d) for s, d in datasets.items()})
     calibration = load_run_calibration(run_dir, ckpt)
     # The one forward pass; everything below is computed from this table.
-    table = collect_predictions(model, datasets, infos, cfg.batch_size, cfg.num_workers, device,
+    table = collect_predictions(model, datasets, tasks, cfg.batch_size, cfg.num_workers, device,
                                 calibration=calibration)
     interval = calibration.interval if calibration is not None else None
-    if interval is not None and interval.task in infos:
-        add_intervals(table, interval, infos)
+    if interval is not None and interval.task in tasks:
+        add_intervals(table, interval, tasks)
 
     split = cfg.split
-    metrics, not_evaluated = compute_metrics(table, infos, split, cfg.ece_bins)
-    groups = group_table(table, infos, split)
+    metrics, not_evaluated = compute_metrics(table, tasks, split, cfg.ece_bins)
+    groups = group_table(table, tasks, split)
     gaps = group_gaps(groups, cfg.min_group)
     metrics |= gaps
     first_lines, sections, coverage = [], [], pd.DataFrame()
     if calibration is not None:
-        sections += calibration_lines(metrics, [t for t in infos if t not in not_evaluated],
+        sections += calibration_lines(metrics, [t for t in tasks if t not in not_evaluated],
                                       sorted(datasets), split, calibration.temperatures)
-    age = next((t for t, info in infos.items() if info.is_age and t not in not_evaluated), None)
+    age = next((t for t, task in tasks.items() if task.conformal_interval
+                and t not in not_evaluated), None)
     if age is not None:
         level = interval.level if interval is not None and interval.task == age else None
         coverage = coverage_table(table, age, level)
@@ -166,22 +167,23 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
     name = cfg.name or f"{_data_name(cfg, run_dir, sorted(datasets))}-{split}"
     folder = Path(cfg.out).expanduser() if cfg.out else run_dir / EVAL_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
-    plots = save_plots(table, infos, metrics, split, folder, cfg.ece_bins) if cfg.plots else []
+    plots = save_plots(table, tasks, metrics, split, folder, cfg.ece_bins) if cfg.plots else []
 
     notes = [f"{source}: {n} {split} rows labelled for none of the run's tasks (not evaluated)"
              for source, n in datamodule.unused.items()]
     notes += [f"{ds.name}: skipped {n} ({reason})" for ds in datasets.values()
               for reason, n in ds.skipped.items()]
-    notes += [f"{t}: no class probabilities (age regression): no ECE or reliability diagram"
-              for t, info in infos.items() if not info.has_probs and t not in not_evaluated]
+    notes += [f"{t}: no class probabilities (its read-out gives none): no ECE or reliability "
+              f"diagram" for t, task in tasks.items()
+              if not task.has_probs and task.classes and t not in not_evaluated]
     for message in [*not_evaluated.values(), *notes]:
         log.info(message)
     by_source = table["source"].value_counts(sort=False)
     facts = {"run": str(run_dir), "checkpoint": str(ckpt), "data": _data_description(cfg),
              "split": split, "rows": len(table),
              "rows_by_source": {str(s): int(n) for s, n in by_source.items()}}
-    report = render(title=f"Evaluation: {name}", facts=_report_facts(facts, infos),
-                    metrics=metrics, tasks=list(infos), sources=sorted(datasets), split=split,
+    report = render(title=f"Evaluation: {name}", facts=_report_facts(facts, tasks),
+                    metrics=metrics, tasks=list(tasks), sources=sorted(datasets), split=split,
                     not_evaluated=not_evaluated, notes=notes, groups=groups, gaps=gaps,
                     min_count=cfg.min_group, plots=plots, first_lines=first_lines,
                     sections=sections)
@@ -199,11 +201,11 @@ def _data_description(cfg: EvalConfig | DictConfig) -> str:
     return " ".join([what, *cfg.data_overrides])
 
 
-def _report_facts(facts: dict, infos: dict[str, TaskInfo]) -> list[tuple[str, str]]:
+def _report_facts(facts: dict, tasks: dict) -> list[tuple[str, str]]:
     by_source = ", ".join(f"{s} {n}" for s, n in facts["rows_by_source"].items())
     return [("run", f"`{facts['run']}`"), ("checkpoint", f"`{facts['checkpoint']}`"),
             ("data", facts["data"]), ("split", facts["split"]),
-            ("rows", f"{facts['rows']} ({by_source})"), ("tasks", ", ".join(infos))]
+            ("rows", f"{facts['rows']} ({by_source})"), ("tasks", ", ".join(tasks))]
 
 
 def _write(folder: Path, summary: dict, groups: pd.DataFrame, table: pd.DataFrame,

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from mtlface.predict.errors import PredictError
 from mtlface.predict.predictor import Predictor
-from mtlface.predict.results import AgePrediction, FacePrediction
-from mtlface.tasks import AgeTask
+from mtlface.predict.results import FacePrediction
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 BASE_COLUMNS = ["path", "status", "face", "x1", "y1", "x2", "y2", "score"]
@@ -48,10 +47,8 @@ def columns(predictor: Predictor) -> list[str]:
     cols = list(BASE_COLUMNS)
     interval = predictor.calibration.interval if predictor.calibration is not None else None
     for name, task in predictor.tasks.items():
-        cols += [f"{name}_years", f"{name}_bin", f"{name}_prob"] if isinstance(task, AgeTask) \
-            else [name, f"{name}_prob"]
-        if interval is not None and interval.task == name:
-            cols.append(f"{name}_interval")  # "[lo, hi]" in years (calibrated runs)
+        # age with a calibrated run: "[lo, hi]" in years
+        cols += task.csv_columns(interval=interval is not None and interval.task == name)
     return cols
 
 
@@ -131,15 +128,7 @@ def _face_row(name: str, index: int, face: FacePrediction) -> dict:
     row = {"path": name, "status": "ok", "face": index, "x1": round(x1, 1), "y1": round(y1, 1),
            "x2": round(x2, 1), "y2": round(y2, 1), "score": round(face.score, 4)}
     for task, pred in face.tasks.items():
-        conf = pred.confidence
-        prob = "" if conf is None else round(conf, 4)
-        if isinstance(pred, AgePrediction):
-            row |= {f"{task}_years": round(pred.years, 1), f"{task}_bin": pred.label,
-                    f"{task}_prob": prob}
-            if pred.interval is not None:
-                row[f"{task}_interval"] = f"[{pred.interval[0]:.1f}, {pred.interval[1]:.1f}]"
-        else:
-            row |= {task: pred.label, f"{task}_prob": prob}
+        row |= pred.csv_cells(task)
     return row
 
 

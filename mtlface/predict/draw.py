@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from mtlface.predict.results import AgePrediction, FacePrediction, TaskPrediction
+from mtlface.predict.results import FacePrediction, TaskPrediction
 
 BOX_COLOUR = (60, 200, 60)  # green in BGR and RGB order alike: frames come in either
 TEXT_COLOUR = (255, 255, 255)
@@ -17,14 +17,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def caption(name: str, pred: TaskPrediction) -> str:
-    if isinstance(pred, AgePrediction):
-        text = f"age {pred.years:.0f} ({pred.label})"
-        if pred.interval is not None:  # e.g. "90%: 35-53": the true age's likely range
-            lo, hi = pred.interval
-            text += f" {pred.interval_level:.0%}: {lo:.0f}-{hi:.0f}"
-        return text
-    conf = pred.confidence
-    return f"{name} {pred.label}" + (f" {conf:.0%}" if conf is not None else "")
+    return pred.caption(name)
 
 
 def draw_faces(image: np.ndarray, faces: Sequence[FacePrediction]) -> np.ndarray:

@@ -41,11 +41,12 @@ def settings_from_config(cfg: DictConfig) -> FaceSettings:
     """The detector and crop settings of the run's first preprocessed (``PreprocessedCache``)
     source: the crops the model saw were made with them. An MTCNN source wins over a
     pass-through one (already-cropped data gives only the crop settings); sources that were
-    not preprocessed (the synthetic default) leave the defaults."""
+    not preprocessed (the synthetic default, a manifest given by its path) leave the defaults."""
     found: FaceSettings | None = None
     manifests = (cfg.get("data") or {}).get("manifests") or {}
     for source in manifests.values():
-        if not str(source.get("_target_", "")).endswith("PreprocessedCache"):
+        if not hasattr(source, "get") or not str(source.get("_target_", "")).endswith(
+                "PreprocessedCache"):
             continue
         crop = CropSpec(**_plain(source.get("crop")))
         detector = _plain(source.get("detector"))

@@ -10,45 +10,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from mtlface.backbones.spec import InputSpec
+from mtlface.errors import UserError
 from mtlface.predict.errors import RunFolderError
 from mtlface.predict.faces import FaceSettings
-from mtlface.tasks import AgeBins, AgeTask, ClassificationTask, Task
+from mtlface.tasks import Task, task_from_description
 
-METADATA_VERSION = 1
-
-
-def _no_head(in_features: int, out_features: int) -> nn.Module:
-    return nn.Identity()  # rebuilt tasks only decode: their heads never run
-
-
-def describe_task(task: Task) -> dict[str, Any]:
-    if isinstance(task, AgeTask):
-        return {"name": task.name, "kind": "age", "classes": task.bins.names,
-                "edges": task.bins.edges, "centres": task.bins.centres,
-                "readout": task.readout.value}
-    if isinstance(task, ClassificationTask):
-        return {"name": task.name, "kind": "class", "classes": list(task.class_names)}
-    raise TypeError(f"cannot describe task type {type(task).__name__}")
-
-
-def task_from_description(desc: Mapping[str, Any]) -> Task:
-    """A task whose ``decode`` reads the exported head's outputs exactly as the trained one."""
-    if desc["kind"] == "age":
-        bins = AgeBins(desc["edges"], desc["centres"])
-        return AgeTask(1, bins, readout=desc["readout"], head=_no_head, name=desc["name"])
-    task = ClassificationTask(desc["name"], 1, head=_no_head)
-    if list(task.class_names) != list(desc["classes"]):
-        raise RunFolderError(f"task {desc['name']}: the exported classes {desc['classes']} differ "
-                             f"from this version's {list(task.class_names)}: re-export the model")
-    return task
+# 2: each task describes itself with its kind and class path (Task.describe).
+METADATA_VERSION = 2
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    tasks: list[dict[str, Any]]  # describe_task() of each task, in output order
+    tasks: list[dict[str, Any]]  # Task.describe() of each task, in output order
     input_spec: InputSpec
     faces: FaceSettings = field(default_factory=FaceSettings)
     extra: dict[str, Any] = field(default_factory=dict)  # provenance: run, checkpoint, parity
@@ -60,10 +34,14 @@ class ModelInfo:
     @classmethod
     def from_model(cls, tasks: Mapping[str, Task], input_spec: InputSpec,
                    faces: FaceSettings, **extra: Any) -> ModelInfo:
-        return cls([describe_task(t) for t in tasks.values()], input_spec, faces, extra)
+        return cls([t.describe() for t in tasks.values()], input_spec, faces, extra)
 
     def build_tasks(self) -> dict[str, Task]:
-        return {t["name"]: task_from_description(t) for t in self.tasks}
+        try:
+            return {t["name"]: task_from_description(t) for t in self.tasks}
+        except (KeyError, ValueError, UserError) as exc:
+            raise RunFolderError(f"the export's task descriptions cannot be read ({exc}): "
+                                 f"re-export the model") from None
 
     def to_json(self) -> str:
         return json.dumps({"version": METADATA_VERSION, "tasks": self.tasks,

@@ -1,6 +1,7 @@
-"""Typed predictions: one ``FacePrediction`` per face, holding one ``TaskPrediction`` per task
-(``AgePrediction`` for age), decoded by the tasks' own ``decode`` so the read-out matches
-training (expected age, CORAL, regression...)."""
+"""Typed predictions: one ``FacePrediction`` per face, holding one prediction per task (a
+``TaskPrediction``, an ``AgePrediction`` or a ``ValuePrediction``: the task's kind decides),
+decoded by the tasks' own ``decode`` so the read-out matches training (expected age, CORAL,
+regression...)."""
 
 from __future__ import annotations
 
@@ -11,38 +12,12 @@ from dataclasses import asdict, dataclass, replace
 from torch import Tensor
 
 from mtlface.calibration.store import decode as calibrated_decode
-from mtlface.tasks import AgeBins, AgeTask, ClassificationTask, Task
+from mtlface.tasks import AgePrediction, Task, TaskPrediction, ValuePrediction
+
+__all__ = ["AgePrediction", "FacePrediction", "TaskPrediction", "ValuePrediction",
+           "decode_batch", "with_intervals"]
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels
-
-
-@dataclass(frozen=True)
-class TaskPrediction:
-    """``label``: the class name (for age: the group, e.g. ``"16-32"``); ``index``: its class
-    index; ``probs``: class name -> probability (empty when the head gives none)."""
-
-    label: str
-    index: int
-    probs: dict[str, float]
-
-    @property
-    def confidence(self) -> float | None:
-        return self.probs.get(self.label)
-
-
-@dataclass(frozen=True)
-class AgePrediction(TaskPrediction):
-    """Also the age in years (the task's read-out, the age a user is told). ``label``,
-    ``index`` and ``bin`` (``[low, high)``, ``None`` at an open end: ``64+``) are the age
-    group that holds ``years``, so "age 43 (32-48)" never names a group the age is not in;
-    ``probs`` still gives every group's probability."""
-
-    years: float
-    bin: tuple[float | None, float | None]
-    # [low, high] in years holding the true age with probability ``interval_level`` (split-
-    # conformal, from the run's calibration.json); None when the run has no calibration.
-    interval: tuple[float, float] | None = None
-    interval_level: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,9 +27,9 @@ class FacePrediction:
 
     box: Box
     score: float
-    tasks: dict[str, TaskPrediction]
+    tasks: dict[str, TaskPrediction | ValuePrediction]
 
-    def __getitem__(self, task: str) -> TaskPrediction:
+    def __getitem__(self, task: str) -> TaskPrediction | ValuePrediction:
         return self.tasks[task]
 
     def to_dict(self) -> dict:
@@ -81,7 +56,7 @@ def with_intervals(preds: list[dict[str, TaskPrediction]], interval) -> None:
     the face's predicted group when it is group-wise), in place."""
     for faces in preds:
         age = faces.get(interval.task)
-        if not isinstance(age, AgePrediction):
+        if age is None:
             continue
         group = faces[interval.groupwise].label if interval.groupwise in faces else None
         lo, hi = interval.bounds(age.years, group)
@@ -89,33 +64,5 @@ def with_intervals(preds: list[dict[str, TaskPrediction]], interval) -> None:
                                        interval_level=interval.level)
 
 
-def _decode_task(task: Task, pred: Tensor, temperature: float | None = None
-                 ) -> list[TaskPrediction]:
-    out = calibrated_decode(task, pred, temperature)
-    if isinstance(task, AgeTask):
-        bins, names, probs = task.bins, task.bins.names, out.get("probs")
-        # Not out["bin"]: with the expected-age read-out the most probable group can be one the
-        # expected age is not in (age 43, group 64+).
-        groups = bins.bucketize(out["years"]).tolist()
-        return [AgePrediction(label=names[g], index=g, probs=_probs(names, probs, i),
-                              years=float(out["years"][i]), bin=_bounds(bins, g))
-                for i, g in enumerate(groups)]
-    if isinstance(task, ClassificationTask):
-        names = task.class_names
-        return [TaskPrediction(label=names[c], index=c, probs=_probs(names, out["probs"], i))
-                for i, c in enumerate(out["label"].tolist())]
-    raise TypeError(f"no decoding for task type {type(task).__name__}")
-
-
-def _bounds(bins: AgeBins, group: int) -> tuple[float | None, float | None]:
-    """``[low, high)`` of an age group, ``None`` where it is open, as its name says
-    (:attr:`AgeBins.names`: the last group, and the first when its low edge is above 0)."""
-    low = None if group == 0 and bins.edges[0] > 0 else bins.edges[group]
-    high = None if group == bins.num_bins - 1 else bins.edges[group + 1]
-    return low, high
-
-
-def _probs(names, probs: Tensor | None, i: int) -> dict[str, float]:
-    if probs is None:
-        return {}
-    return {name: round(float(p), 6) for name, p in zip(names, probs[i].tolist())}
+def _decode_task(task: Task, pred: Tensor, temperature: float | None = None) -> list:
+    return task.predictions(calibrated_decode(task, pred, temperature))

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mtlface.heads import HeadFactory
-from mtlface.tasks.base import Task
+from mtlface.labels import MISSING_CLASS, LabelSpec
+from mtlface.tasks.base import Task, no_head, nullable_classes
 from mtlface.tasks.bins import AgeBins
+from mtlface.tasks.classification import class_columns, class_probs, confusion, table_classes
+from mtlface.tasks.outputs import AgePrediction
+
+AGE_RANGE = (0.0, 120.0)  # valid ages in years; a manifest value outside is blanked, counted
 
 
 class AgeReadout(StrEnum):
@@ -153,11 +163,17 @@ class OneOffAccuracy(Metric):
 
 
 class AgeTask(Task):
-    """Age in years; ``readout`` (an :class:`AgeReadout` name) sets how it is learnt and read.
+    """Age in years (the label), learnt and reported over age groups ``bins``; ``readout``
+    (an :class:`AgeReadout` name) sets how it is learnt and read.
 
-    Every read-out reports exact and 1-off accuracy over ``bins`` and the MAE in years, so the
-    logged keys (``acc``, ``acc_1off``, ``mae``) are the same whichever is chosen.
-    ``regression=True`` is shorthand for ``readout="regression"``."""
+    Every read-out reports exact and 1-off accuracy and macro F1 over ``bins`` and the MAE in
+    years, so the logged keys (``acc``, ``acc_1off``, ``f1``, ``mae``) are the same whichever
+    is chosen. ``regression=True`` is shorthand for ``readout="regression"``; ``value_range``
+    is the valid range of a labelled age."""
+
+    kind = "age"
+    main_metric = "mae"
+    conformal_interval = True
 
     def __init__(
         self,
@@ -168,6 +184,7 @@ class AgeTask(Task):
         head: HeadFactory | None = None,
         loss_weight: float = 1.0,
         name: str = "age",
+        value_range: Sequence[float] = AGE_RANGE,
     ) -> None:
         readout = _readout(readout, regression)
         if readout is AgeReadout.ORDINAL:
@@ -180,6 +197,33 @@ class AgeTask(Task):
         self.bins = bins
         self.readout = readout
         self.decoder = decoder
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+
+    @classmethod
+    def label_spec(cls, name: str, options: Mapping[str, Any]) -> LabelSpec:
+        low, high = options.get("value_range") or AGE_RANGE
+        return LabelSpec(name, value_range=(float(low), float(high)))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"classes": self.bins.names, "edges": self.bins.edges,
+                "centres": self.bins.centres, "readout": self.readout.value}
+
+    @classmethod
+    def from_description(cls, desc: Mapping[str, Any]) -> AgeTask:
+        return cls(1, AgeBins(desc["edges"], desc["centres"]), readout=desc["readout"],
+                   head=no_head, name=desc["name"])
+
+    @property
+    def label(self) -> LabelSpec:
+        return LabelSpec(self.name, value_range=self.value_range)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.bins.names)
+
+    @property
+    def has_probs(self) -> bool:
+        return not self.regression
 
     @property
     def regression(self) -> bool:
@@ -194,6 +238,10 @@ class AgeTask(Task):
     def years(self, pred: Tensor) -> Tensor:
         return self.decoder.years(pred)
 
+    def point(self, pred: Tensor) -> Tensor:
+        """The number a conformal interval is put around: the age in years."""
+        return self.years(pred)
+
     def predicted_bins(self, pred: Tensor) -> Tensor:
         return self.decoder.predicted_bins(pred)
 
@@ -201,21 +249,27 @@ class AgeTask(Task):
         return self.decoder.loss(pred, target)
 
     def metrics(self) -> MetricCollection:
+        k = self.bins.num_bins
         return MetricCollection(
             {
-                "acc": MulticlassAccuracy(self.bins.num_bins, average="micro"),
+                "acc": MulticlassAccuracy(k, average="micro"),
                 "acc_1off": OneOffAccuracy(),
+                "f1": MulticlassF1Score(k, average="macro"),
                 "mae": MeanAbsoluteError(),
             },
             compute_groups=False,
         )
 
     def _update_metrics(self, metrics: MetricCollection, pred: Tensor, target: Tensor) -> None:
-        target_bins = self.bins.bucketize(target)
-        pred_bins = self.predicted_bins(pred)
-        metrics["acc"].update(pred_bins, target_bins)
-        metrics["acc_1off"].update(pred_bins, target_bins)
-        metrics["mae"].update(self.years(pred), target)
+        self._update(metrics, self.predicted_bins(pred), self.bins.bucketize(target),
+                     self.years(pred), target)
+
+    @staticmethod
+    def _update(metrics: MetricCollection, pred_bins: Tensor, target_bins: Tensor,
+                pred_years: Tensor, target_years: Tensor) -> None:
+        for key in ("acc", "acc_1off", "f1"):
+            metrics[key].update(pred_bins, target_bins)
+        metrics["mae"].update(pred_years, target_years)
 
     def decode(self, pred: Tensor) -> dict[str, Tensor]:
         out = {"years": self.years(pred), "bin": self.predicted_bins(pred)}
@@ -223,3 +277,71 @@ class AgeTask(Task):
         if probs is not None:
             out["probs"] = probs
         return out
+
+    def log_probs(self, raw: Tensor) -> Tensor:
+        if isinstance(self.decoder, SoftmaxAge):
+            return F.log_softmax(raw, dim=-1)
+        return super().log_probs(raw)
+
+    def class_targets(self, values: np.ndarray) -> tuple[np.ndarray, Tensor]:
+        years = np.asarray(values, dtype=np.float64)
+        mask = ~np.isnan(years)
+        return mask, self.bins.bucketize(torch.from_numpy(years[mask]))
+
+    def predictions(self, decoded: Mapping[str, Tensor]) -> list[AgePrediction]:
+        names, probs = self.bins.names, decoded.get("probs")
+        # Not decoded["bin"]: with the expected-age read-out the most probable group can be
+        # one the expected age is not in (age 43, group 64+).
+        groups = self.bins.bucketize(decoded["years"]).tolist()
+        return [AgePrediction(label=names[g], index=g, probs=class_probs(names, probs, i),
+                              years=float(decoded["years"][i]), bin=self._bounds(g))
+                for i, g in enumerate(groups)]
+
+    def _bounds(self, group: int) -> tuple[float | None, float | None]:
+        """``[low, high)`` of an age group, ``None`` where it is open, as its name says
+        (:attr:`AgeBins.names`: the last group, and the first when its low edge is above 0)."""
+        edges = self.bins.edges
+        low = None if group == 0 and edges[0] > 0 else edges[group]
+        high = None if group == self.bins.num_bins - 1 else edges[group + 1]
+        return low, high
+
+    def label_values(self, decoded: Mapping[str, Tensor]) -> Tensor:
+        return decoded["years"]
+
+    def csv_columns(self, interval: bool = False) -> list[str]:
+        name = self.name
+        return [f"{name}_years", f"{name}_bin", f"{name}_prob",
+                *([f"{name}_interval"] if interval else [])]
+
+    # ---- evaluation table: classes are the age groups, plus the years ------------------------
+    def table_targets(self, values: np.ndarray) -> dict[str, pd.Series]:
+        years = np.asarray(values, dtype=np.float64)
+        labelled = ~np.isnan(years)
+        bins = np.full(len(years), MISSING_CLASS, dtype=np.int64)
+        bins[labelled] = self.bins.bucketize(torch.from_numpy(years[labelled])).numpy()
+        return {f"{self.name}_true": nullable_classes(bins, MISSING_CLASS),
+                f"{self.name}_true_years": pd.Series(years)}
+
+    def table_predictions(self, decoded: Mapping[str, Tensor]) -> dict[str, np.ndarray]:
+        return class_columns(self.name, decoded["bin"], decoded) | {
+            f"{self.name}_pred_years": decoded["years"].double().numpy()}
+
+    def table_metrics(self, rows: pd.DataFrame) -> dict[str, float]:
+        metrics = self.metrics()
+        years = [torch.tensor(rows[f"{self.name}_{c}_years"].to_numpy(np.float64))
+                 for c in ("pred", "true")]
+        self._update(metrics, *table_classes(rows, self.name), *years)
+        return {k: float(v) for k, v in metrics.compute().items()}
+
+    def row_scores(self, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        pred, true = table_classes(rows, self.name)
+        error = (rows[f"{self.name}_pred_years"] - rows[f"{self.name}_true_years"]).abs()
+        return {"acc": (pred == true).numpy(), "mae": error.to_numpy(np.float64)}
+
+    def save_plots(self, rows: pd.DataFrame, metrics: Mapping[str, float], split: str,
+                   label: str, folder: Path) -> list[Path]:
+        from mtlface.evaluate.plots import age_plot
+
+        return [confusion(self, rows, metrics, split, label, folder),
+                age_plot(rows, self.name, self.classes, self.bins.edges, label,
+                         folder / f"{self.name}_years.png")]

@@ -33,8 +33,7 @@ class UncertaintyWeighting(LossWeighting):
         for name, task in tasks.items():
             if name not in self.log_vars:
                 self.log_vars[name] = nn.Parameter(torch.tensor(self.init_log_var))
-            # AgeTask(regression=True) is the only regression task; every other one classifies.
-            self.likelihood_scale[name] = 0.5 if getattr(task, "regression", False) else 1.0
+            self.likelihood_scale[name] = 0.5 if getattr(task, "regresses", False) else 1.0
 
     def forward(self, losses: Mapping[str, Tensor], features: Tensor | None = None) -> WeightedLoss:
         self._index(losses)

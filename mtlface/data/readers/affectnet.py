@@ -14,14 +14,14 @@ import pandas as pd
 from mtlface.data.readers.base import drop_missing_files
 from mtlface.data.readers.carved import CarvedValReader
 from mtlface.data.skips import SkipReport
-from mtlface.labels import LABELS
+from mtlface.labels import label
 
 LIST_DIR = "Manually_Annotated_file_lists"
 LIST_FILES = {"training.csv": "train", "validation.csv": "test"}
 COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
            "facial_landmarks", "expression", "valence", "arousal")
 BOX = ("box_x1", "box_y1", "box_x2", "box_y2")  # the columns detector=none crops at
-EMOTIONS = LABELS["emotion"].classes
+EMOTIONS = label("emotion").classes
 # AffectNet 0 Neutral 1 Happy 2 Sad 3 Surprise 4 Fear 5 Disgust 6 Anger -> FER2013 order
 AFFECTNET_TO_FER = {0: EMOTIONS.index("neutral"), 1: EMOTIONS.index("happy"),
                     2: EMOTIONS.index("sad"), 3: EMOTIONS.index("surprise"),

@@ -10,11 +10,11 @@ import pandas as pd
 
 from mtlface.data.readers.base import SeededSplitReader
 from mtlface.data.skips import SkipReport
-from mtlface.labels import LABELS
+from mtlface.labels import label
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 GENDERS = {"m": 0, "f": 1}
-MIN_AGE, MAX_AGE = LABELS["age"].value_range
+MIN_AGE, MAX_AGE = label("age").value_range
 
 
 class AgeDBReader(SeededSplitReader):

@@ -12,9 +12,9 @@ import pandas as pd
 
 from mtlface.data.readers.base import SeededSplitReader
 from mtlface.data.skips import SkipReport
-from mtlface.labels import LABELS
+from mtlface.labels import label
 
-EMOTIONS = LABELS["emotion"].classes
+EMOTIONS = label("emotion").classes
 NEUTRAL = EMOTIONS.index("neutral")
 CONTEMPT = 2  # CK+ code; FER2013 has no such class
 # CK+ 0 neutral, 1 anger, 3 disgust, 4 fear, 5 happy, 6 sadness, 7 surprise -> FER2013 order

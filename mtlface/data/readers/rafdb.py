@@ -11,10 +11,10 @@ import pandas as pd
 from mtlface.data.readers.base import drop_missing_files
 from mtlface.data.readers.carved import CarvedValReader
 from mtlface.data.skips import SkipReport
-from mtlface.labels import LABELS
+from mtlface.labels import label
 
 LABEL_FILE = "EmoLabel/list_patition_label.txt"
-EMOTIONS = LABELS["emotion"].classes
+EMOTIONS = label("emotion").classes
 # RAF-DB 1 Surprise 2 Fear 3 Disgust 4 Happiness 5 Sadness 6 Anger 7 Neutral -> FER2013 order
 RAF_TO_FER = {1: EMOTIONS.index("surprise"), 2: EMOTIONS.index("fear"),
               3: EMOTIONS.index("disgust"), 4: EMOTIONS.index("happy"),

@@ -21,11 +21,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from mtlface.data.manifest import COLUMNS, MANIFEST_NAME, SPLITS, write_manifest
-from mtlface.data.synthetic.attributes import sample_attributes
+from mtlface.data.manifest import COLUMNS, LABEL_COLUMNS, MANIFEST_NAME, SPLITS, write_manifest
+from mtlface.data.synthetic.attributes import OPTIONAL, sample_attributes
 from mtlface.data.synthetic.render import render_face
 from mtlface.data.synthetic.sources import assign_folds, normalize_sources
-from mtlface.labels import LABELS
 
 log = logging.getLogger("mtlface.data.synthetic")
 
@@ -57,7 +56,8 @@ def _render_chunk(job: tuple[str, str, str, dict[str, Any], int, int, int]) -> l
         if not cv2.imwrite(os.path.join(folder, rel), img, _IMAGE_PARAMS):
             raise OSError(f"could not write {os.path.join(folder, rel)}")
         rows.append({"path": rel, "source": name, "split": split,
-                     **{t: (attrs[t] if t in tasks else None) for t in LABELS}})
+                     **{t: (attrs[t] if t in tasks else None) for t in LABEL_COLUMNS},
+                     **{t: attrs[t] for t in OPTIONAL if t in tasks}})
     return rows
 
 
@@ -131,7 +131,9 @@ class SyntheticFaces:
             ctx = multiprocessing.get_context("fork") if sys.platform == "linux" else None
             with ProcessPoolExecutor(min(self.num_workers, len(jobs)), mp_context=ctx) as pool:
                 chunks = list(pool.map(_render_chunk, jobs))
-        frame = pd.DataFrame([row for chunk in chunks for row in chunk], columns=list(COLUMNS))
+        optional = [t for t in OPTIONAL if any(t in s["tasks"] for s in self.sources.values())]
+        frame = pd.DataFrame([row for chunk in chunks for row in chunk],
+                             columns=[*COLUMNS, *optional])
         folded = {name: spec["folds"] for name, spec in self.sources.items() if "folds" in spec}
         if folded:
             frame["fold"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from mtlface.data.synthetic.attributes import DISGUST
-from mtlface.labels import LABELS
+from mtlface.labels import label
 
 # Per emotion: brow inner/outer end offsets (face units, + = down), brow raise, eye openness,
 # mouth curve (+ = corners up), mouth opening, mouth width, mouth asymmetry.
@@ -25,7 +25,7 @@ _EMOTION_STYLE = np.array([
     [0.00, 0.00, 0.18, 1.50, 0.00, 0.42, 0.55, 0.00],  # surprise: high brows, wide eyes, O mouth
     [0.00, 0.00, 0.00, 1.00, 0.00, 0.00, 1.00, 0.00],  # neutral
 ])
-_NEUTRAL = _EMOTION_STYLE[LABELS["emotion"].classes.index("neutral")]
+_NEUTRAL = _EMOTION_STYLE[label("emotion").classes.index("neutral")]
 _EXPRESSION_GAIN = 1.4
 
 # Per race (white, black, asian, indian, others): skin grey level, eye height, eye tilt, nose
@@ -157,7 +157,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 def render_face(attrs: Mapping[str, Any], rng: np.random.Generator, image_size: int = 64,
                 grey: bool = False) -> np.ndarray:
     """Draw one face whose visible traits encode ``attrs`` (all of age, gender, race, emotion,
-    smile); ``rng`` draws the individual look and the nuisances. Returns uint8 RGB HxWx3, or HxW
+    smile; ``eyeglasses`` and ``no_beard`` where given, else drawn by chance, unlabelled); ``rng`` draws the individual look and the nuisances. Returns uint8 RGB HxWx3, or HxW
     when ``grey``."""
     age, female = float(attrs["age"]), int(attrs["gender"]) == 1
     lum, eye_h, eye_tilt, nose_w, lip_w, brow_w = _RACE_STYLE[int(attrs["race"])].tolist()
@@ -185,6 +185,8 @@ def render_face(attrs: Mapping[str, Any], rng: np.random.Generator, image_size: 
     long_hair = female != (rng.random() < 0.07)
     adult_male = (not female) and age >= 16
     beard = adult_male and rng.random() < 0.35 * _ramp(age, 16, 26)
+    if "no_beard" in attrs:  # a labelled beard: drawn as the label says
+        beard = not int(attrs["no_beard"])
     moustache = adult_male and rng.random() < 0.25 * _ramp(age, 16, 26)
 
     # Face geometry in face units (1 = half the face width).
@@ -284,17 +286,24 @@ def render_face(attrs: Mapping[str, Any], rng: np.random.Generator, image_size: 
         pen.line(lips, 0.11 * lip_w, lower)
     pen.line(lips, 0.11 * lip_w, upper)
 
-    # Occasional occluder: glasses or a blob (hand, microphone, sticker).
-    if rng.random() < 0.12:
-        if rng.random() < 0.5:
-            frame = rng.uniform(0, 80, 3)
-            rim = eye_w * 1.3
-            pen.line(frame, 0.05, *(_ellipse(side * eye_x, eye_y, rim, 0.22) for side in (-1, 1)),
-                     closed=True)
-            pen.line(frame, 0.05, np.array([[rim - eye_x, eye_y], [eye_x - rim, eye_y]]))
-        else:
-            pen.fill(rng.uniform(0, 255, 3),
-                     _ellipse(*rng.uniform(-0.9, 0.9, 2), *rng.uniform(0.15, 0.35, 2)))
+    # Occasional occluder: glasses or a blob (hand, microphone, sticker). A source labelling
+    # eyeglasses draws them as the label says (and no unlabelled ones).
+    def glasses() -> None:
+        frame = rng.uniform(0, 80, 3)
+        rim = eye_w * 1.3
+        pen.line(frame, 0.05, *(_ellipse(side * eye_x, eye_y, rim, 0.22) for side in (-1, 1)),
+                 closed=True)
+        pen.line(frame, 0.05, np.array([[rim - eye_x, eye_y], [eye_x - rim, eye_y]]))
+
+    occluder = rng.random() < 0.12
+    glasses_drawn = occluder and rng.random() < 0.5
+    if "eyeglasses" in attrs:
+        glasses_drawn = bool(int(attrs["eyeglasses"]))
+    if glasses_drawn:
+        glasses()
+    elif occluder:
+        pen.fill(rng.uniform(0, 255, 3),
+                 _ellipse(*rng.uniform(-0.9, 0.9, 2), *rng.uniform(0.15, 0.35, 2)))
 
     # Photometric nuisance: contrast, brightness, colour cast, a lighting gradient, blur, noise.
     out = img.astype(np.float32)

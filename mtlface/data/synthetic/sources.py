@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mtlface.data.manifest import SPLITS
-from mtlface.labels import LABELS
+from mtlface.data.synthetic.attributes import TASKS
 
 DEFAULT_SOURCES: dict[str, dict[str, Any]] = {
     "imdb_like": {"tasks": ["age", "gender"], "image_size": 64, "grey": False,
@@ -53,12 +53,12 @@ def _normalize_source(name: str, spec: Any) -> dict[str, Any]:
 
     tasks = spec.get("tasks")
     if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
-        raise ValueError(f"{where}: 'tasks' must be a non-empty list drawn from {list(LABELS)}, "
+        raise ValueError(f"{where}: 'tasks' must be a non-empty list drawn from {list(TASKS)}, "
                          f"got {tasks!r}")
-    bad = [t for t in tasks if t not in LABELS]
+    bad = [t for t in tasks if t not in TASKS]
     if bad:
-        raise ValueError(f"{where}: unknown task(s) {bad}; valid tasks are {list(LABELS)}")
-    tasks = [t for t in LABELS if t in tasks]  # canonical order: order is irrelevant to the data
+        raise ValueError(f"{where}: unknown task(s) {bad}; valid tasks are {list(TASKS)}")
+    tasks = [t for t in TASKS if t in tasks]  # canonical order: order is irrelevant to the data
 
     splits = spec.get("splits")
     if not isinstance(splits, Mapping) or not splits:
