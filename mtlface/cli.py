@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mtlface.cli:train", "train a model: backbone x tasks x data (Hydra overrides)"),
     "preprocess": ("mtlface.cli:preprocess", "detect, crop and cache a dataset's faces"),
     "evaluate": ("mtlface.evaluate.cli:main", "metrics, per-group accuracy and plots of a run"),
+    "matrix": ("mtlface.evaluate.matrix:main", "runs x test sources: each shared task's metric"),
     "predict": ("mtlface.predict.cli:main", "faces in a photo, video, webcam or folder"),
     "export": ("mtlface.export:main", "a run's model as ONNX or TorchScript, parity-checked"),
     "calibrate": ("mtlface.calibrate:main", "fit a run's temperatures and age interval on val"),
