@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from mtlface.backbones.spec import InputSpec
 from mtlface.calibration.store import Calibration, load_run_calibration
+from mtlface.data.provenance import SYNTHETIC_NOTICE, trained_on_synthetic_only
 from mtlface.predict.backends import OnnxBackend, TorchScriptBackend
 from mtlface.config import parse_key_values
 from mtlface.errors import ConfigError, check_writable, debug_requested
@@ -97,9 +98,11 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     check_writable(out, f"exported {fmt} model", "out=")  # before the model is built
     checkpoint = Path(checkpoint or best_checkpoint(run_dir))
     model, spec = build_trained_model(cfg, checkpoint, "cpu")
+    provenance = ({"trained_on": "synthetic only", "notice": SYNTHETIC_NOTICE}
+                  if trained_on_synthetic_only(cfg) else {})
     return export_model(model.backbone, model.tasks, spec, fmt, out, settings_from_config(cfg),
                         calibration=load_run_calibration(run_dir, checkpoint),
-                        run=str(run_dir), checkpoint=str(checkpoint))
+                        run=str(run_dir), checkpoint=str(checkpoint), **provenance)
 
 
 def export_model(backbone: nn.Module, tasks: Mapping[str, Task], spec: InputSpec, fmt: str,

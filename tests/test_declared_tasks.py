@@ -96,8 +96,8 @@ def test_csv_source_maps_a_users_columns_and_values(tmp_path, caplog):
     csv.write_text("path,Eyeglasses,Sex,split\na.jpg,1,F,train\nb.jpg,-1,M,train\n"
                    "c.jpg,maybe,M,test\nd.jpg,,X,val\n")
     reader = CSVManifestReader(csv, columns={"eyeglasses": "Eyeglasses", "gender": "Sex"},
-                               values={"eyeglasses": {"-1": 0, "1": 1},
-                                       "gender": {"M": 0, "F": 1}})
+                               value_maps={"eyeglasses": {-1: 0, 1: 1},
+                                           "gender": {"M": 0, "F": 1}})
     with caplog.at_level("INFO"):
         df = reader.read().set_index("path")
     got = {p.rsplit("/", 1)[-1]: (e, g) for p, e, g in zip(df.index, df["eyeglasses"],
@@ -105,9 +105,9 @@ def test_csv_source_maps_a_users_columns_and_values(tmp_path, caplog):
     assert got["a.jpg"] == (1, 1) and got["b.jpg"] == (0, 0)
     assert pd.isna(got["c.jpg"][0]) and got["c.jpg"][1] == 0  # "maybe" is no label
     assert pd.isna(got["d.jpg"][0]) and pd.isna(got["d.jpg"][1])
-    assert df.attrs["skipped"]["eyeglasses: value not in source.values.eyeglasses "
+    assert df.attrs["skipped"]["eyeglasses: value not in source.value_maps.eyeglasses "
                                "(label blanked)"] == 1
-    assert df.attrs["skipped"]["gender: value not in source.values.gender (label blanked)"] == 1
+    assert df.attrs["skipped"]["gender: value not in source.value_maps.gender (label blanked)"] == 1
     with pytest.raises(ConfigError, match=r"no column \['Glasses'\]"):
         CSVManifestReader(csv, columns={"eyeglasses": "Glasses"}).read()
 
@@ -189,3 +189,27 @@ def test_cross_dataset_matrix_of_two_runs(trained_run, tmp_path, capsys):
         matrix([f"runs={tmp_path / 'nothing'}"])
     assert exit_.value.code == 1
     assert "neither a run folder nor a sweep folder" in capsys.readouterr().err
+
+
+def test_a_model_trained_on_synthetic_faces_says_so(trained_run, tmp_path, capsys):
+    """Once in the demo, and in an export's metadata (which the Predictor reads back)."""
+    from mtlface.data.provenance import SYNTHETIC_NOTICE, trained_on_synthetic_only
+    from mtlface.export import export_run
+    from mtlface.predict import Predictor
+    from mtlface.predict.cli import main as demo
+    from mtlface.predict.metadata import ModelInfo
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(pytest.importorskip("skimage.data").astronaut()).save(photo)
+    assert demo(["--run", str(trained_run), "-i", str(photo)]) == 0
+    assert capsys.readouterr().err.count("trained on synthetic faces only") == 1
+    export = export_run(trained_run, "onnx", out=tmp_path / "m.onnx")
+    extra = ModelInfo.load(export.metadata).extra
+    assert extra["trained_on"] == "synthetic only" and extra["notice"] == SYNTHETIC_NOTICE
+    assert Predictor.from_exported(export.path).notice == SYNTHETIC_NOTICE
+    real = {"data": {"manifests": {"mine": "/data/faces/manifest.csv",
+                                   "synthetic": {"_target_": "mtlface.data.synthetic."
+                                                              "SyntheticFaces"}}}}
+    assert not trained_on_synthetic_only(real)  # one real source: no notice
+    assert trained_on_synthetic_only({"data": {"manifests": {
+        "synthetic": real["data"]["manifests"]["synthetic"]}}})

@@ -193,6 +193,8 @@ def _predictor(args: argparse.Namespace) -> Predictor:
     predictor = Predictor.from_run(run_dir, device=args.device, backend=args.backend,
                                    detector=detector)
     print(f"model: {run_dir} {predictor}", file=sys.stderr)
+    if predictor.notice:
+        print(f"note: {predictor.notice}", file=sys.stderr)
     return predictor
 
 

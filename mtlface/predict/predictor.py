@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from mtlface.backbones.spec import InputSpec
 from mtlface.calibration.store import Calibration, calibration_path, load_run_calibration
 from mtlface.data.preprocess.crop import CropSpec
+from mtlface.data.provenance import SYNTHETIC_NOTICE, trained_on_synthetic_only
 from mtlface.data.transforms import build_transform
 from mtlface.predict.backends import Backend, OnnxBackend, TorchBackend, TorchScriptBackend
 from mtlface.predict.errors import RunFolderError
@@ -43,9 +44,11 @@ class Predictor:
 
     def __init__(self, backend: Backend, tasks: Mapping[str, Task], input_spec: InputSpec,
                  faces: FaceSettings | None = None, device: str = "cpu",
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None, notice: str | None = None) -> None:
         self.backend = backend
         self.calibration = calibration
+        # What the model cannot know (trained on synthetic faces only), said once by the demo.
+        self.notice = notice
         self.tasks = dict(tasks)
         self.input_spec = input_spec
         self.faces = faces or FaceSettings()
@@ -98,7 +101,9 @@ class Predictor:
         faces = _override(settings_from_config(config), detector, crop)
         if calibration is not None and not isinstance(calibration, Calibration):
             calibration = Calibration.load(calibration)
-        return cls(TorchBackend(model, device), model.tasks, spec, faces, device, calibration)
+        notice = SYNTHETIC_NOTICE if trained_on_synthetic_only(config) else None
+        return cls(TorchBackend(model, device), model.tasks, spec, faces, device, calibration,
+                   notice)
 
     @classmethod
     def from_exported(cls, path: str | os.PathLike, device: str = "cpu",
@@ -111,7 +116,8 @@ class Predictor:
         stored = info.extra.get("calibration")
         calibration = Calibration.from_dict(stored, str(metadata_path(path))) if stored else None
         return cls(backend, info.build_tasks(), info.input_spec,
-                   _override(info.faces, detector, crop), device, calibration)
+                   _override(info.faces, detector, crop), device, calibration,
+                   info.extra.get("notice"))
 
     # -- prediction ---------------------------------------------------------------------------
 

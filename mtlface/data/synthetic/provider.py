@@ -74,6 +74,8 @@ def _pid_alive(pid: int) -> bool:
 class SyntheticFaces:
     """Provider of a manifest: generates once per settings hash, then returns the cached one."""
 
+    synthetic = True  # a model trained only on these knows nothing of real faces
+
     def __init__(self, root: str | os.PathLike, sources: Mapping[str, Mapping],
                  seed: int = 0, num_workers: int = 2):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
