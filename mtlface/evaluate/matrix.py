@@ -10,7 +10,7 @@ MAE in years for age, the concordance ``ccc`` for a number). A sweep folder (``-
 training mixes) stands for its runs, so
 
     python train.py -m data=utkface,adience_utk,imdb_utk tasks=[age,gender]
-    python -m mtlface.evaluate.matrix runs=multirun/<date>/<time> data=adience_utk_fer_ck
+    python -m mtlface.evaluate.matrix runs=outputs/multiruns/<date>_<time> data=adience_utk_fer_ck
 
 gives the table of how each training mix transfers to each test set. Writes ``matrix.csv``
 (one row per run, source, task), ``matrix.md`` (the matrix) and ``matrix.png`` (a heatmap per

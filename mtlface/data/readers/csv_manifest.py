@@ -1,5 +1,5 @@
 """Any dataset described by a CSV: ``path`` plus label columns, named and valued as the tasks
-declare them or mapped to them by config (``columns``, ``values``)."""
+declare them or mapped to them by config (``columns``, ``value_maps``)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ class CSVManifestReader(SeededSplitReader):
     is a missing label, an invalid value is blanked and counted.
 
     A CSV in its own names and values needs only config: ``columns`` maps a task to the CSV's
-    column (``{eyeglasses: Eyeglasses}``), ``values`` maps a task's cell texts to its label
-    values (``{eyeglasses: {"-1": 0, "1": 1}}``, ``{gender: {M: 0, F: 1}}``); a non-blank cell
+    column (``{eyeglasses: Eyeglasses}``), ``value_maps`` maps a task's cell texts to its
+    label values (``{eyeglasses: {-1: 0, 1: 1}}``, ``{gender: {M: 0, F: 1}}``); a non-blank cell
     that the map lacks is blanked, counted.
     A ``split`` column, if present, is used as is; otherwise a seeded split is made, grouped by
     ``group_column`` when given (e.g. a person id). Other columns pass through as text; a
@@ -39,13 +39,14 @@ class CSVManifestReader(SeededSplitReader):
         root: str | os.PathLike,
         group_column: str | None = None,
         columns: Mapping[str, str] | None = None,
-        values: Mapping[str, Mapping[Any, Any]] | None = None,
+        value_maps: Mapping[str, Mapping[Any, Any]] | None = None,
         **split_options: Any,
     ) -> None:
         super().__init__(root, **split_options)
         self.group_column = group_column
         self.columns = {str(k): str(v) for k, v in (columns or {}).items()}
-        self.values = {str(t): {str(k): v for k, v in m.items()} for t, m in (values or {}).items()}
+        self.value_maps = {str(t): {str(k): v for k, v in m.items()}
+                           for t, m in (value_maps or {}).items()}
 
     def _read(self, report: SkipReport) -> pd.DataFrame:
         rows = [cells for _, cells in read_table(self.root, ",", ("path",), report)]
@@ -65,20 +66,20 @@ class CSVManifestReader(SeededSplitReader):
         return df
 
     def _map_labels(self, df: pd.DataFrame, report: SkipReport) -> pd.DataFrame:
-        """Rename ``columns`` (CSV column -> task) and apply the ``values`` maps."""
+        """Rename ``columns`` (CSV column -> task) and apply the ``value_maps``."""
         missing = sorted(c for c in self.columns.values() if c not in df)
         if missing:
             raise ConfigError(f"{self.root}: no column {missing} for source.columns "
                               f"{self.columns}; the CSV has {list(df.columns)}")
         df = df.rename(columns={csv: task for task, csv in self.columns.items()})
-        for task, mapping in self.values.items():
+        for task, mapping in self.value_maps.items():
             if task not in df:
-                raise ConfigError(f"{self.root}: source.values names {task!r}, which is no "
+                raise ConfigError(f"{self.root}: source.value_maps names {task!r}, which is no "
                                   f"column of the CSV (after source.columns): {list(df.columns)}")
             cells = df[task].astype("string").str.strip()
             mapped = cells.map(mapping)
             unmapped = cells.notna() & mapped.isna()
-            report.skip(f"{task}: value not in source.values.{task} (label blanked)",
+            report.skip(f"{task}: value not in source.value_maps.{task} (label blanked)",
                         int(unmapped.sum()))
             df[task] = pd.to_numeric(mapped, errors="coerce")
         return df
