@@ -213,3 +213,19 @@ def test_a_model_trained_on_synthetic_faces_says_so(trained_run, tmp_path, capsy
     assert not trained_on_synthetic_only(real)  # one real source: no notice
     assert trained_on_synthetic_only({"data": {"manifests": {
         "synthetic": real["data"]["manifests"]["synthetic"]}}})
+
+
+def test_shipped_task_sets_match_the_readers_columns():
+    """celeba40 declares one binary task per CelebA attribute, named as the reader's columns;
+    race7 and age_group have FairFace's classes in FairFace's order."""
+    from fixtures_benchmarks import CELEBA_ATTRS, FAIRFACE_AGES, FAIRFACE_RACES
+    from mtlface.factory import build_model
+
+    model, _ = build_model(compose_train(["tasks=celeba40"]))
+    assert list(model.tasks) == [a.lower() for a in CELEBA_ATTRS]
+    assert {t.kind for t in model.tasks.values()} == {"binary"}
+    assert len(label("race7").classes) == len(FAIRFACE_RACES) == 7
+    assert [c.replace("_", " ") for c in label("race7").classes] == [
+        r.lower().replace("_", " ") for r in FAIRFACE_RACES]
+    assert label("age_group").classes[:-1] == FAIRFACE_AGES[:-1]
+    assert label("valence").value_range == label("arousal").value_range == (-1.0, 1.0)
