@@ -185,3 +185,258 @@ def test_smoothing_makes_a_flickering_label_steady():
     labels = [smoother.smooth(0, {"gender": gender(p)})["gender"].label for p in raw]
     assert sum(gender(p).label == "male" for p in raw) == 10
     assert labels.count("female") == 30
+
+
+# -- the demo on video: JSON lines, --detect-every, bad input ----------------------------------
+
+@pytest.fixture(scope="module")
+def astronaut_bgr():
+    skimage_data = pytest.importorskip("skimage.data")
+    return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def write_clip(path, frames, fps=10):
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def two_astronauts(astronaut_bgr, shift):
+    """Two copies side by side, moving apart by ``shift`` px each: two faces, two tracks."""
+    pair = np.concatenate([astronaut_bgr, astronaut_bgr], axis=1)[::2, ::2]
+    left, right = np.roll(pair[:, :256], -shift, axis=1), np.roll(pair[:, 256:], shift, axis=1)
+    return np.ascontiguousarray(np.concatenate([left, right], axis=1))
+
+
+@pytest.fixture(scope="module")
+def clip(astronaut_bgr, tmp_path_factory):
+    frames = [two_astronauts(astronaut_bgr, 3 * t) for t in range(6)]
+    return write_clip(tmp_path_factory.mktemp("video") / "two.avi", frames)
+
+
+def read_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def detections(monkeypatch):
+    """Counts the frames the detector is run on."""
+    from mtlface.predict.faces import FaceFinder
+
+    seen = []
+    real = FaceFinder.find_all
+
+    def find_all(self, images):
+        seen.append(len(images))
+        return real(self, images)
+
+    monkeypatch.setattr(FaceFinder, "find_all", find_all)
+    return seen
+
+
+def test_demo_writes_a_json_line_per_face_per_frame_with_its_track(trained_run, clip, tmp_path,
+                                                                   capsys, detections):
+    from mtlface.predict.cli import main as demo
+
+    out = tmp_path / "faces.jsonl"
+    assert demo(["--run", str(trained_run), "-v", str(clip), "--json", str(out),
+                 "--batch", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 frames, 12 faces (2 tracks)" in printed and f"predictions: {out}" in printed
+    lines = read_lines(out)
+    assert [(line["frame"], line["track"]) for line in lines] == \
+        [(f, t) for f in range(6) for t in (0, 1)]
+    assert all(line["detected"] for line in lines) and sum(detections) == 6
+    first = lines[0]
+    assert set(first) == {"frame", "track", "detected", "box", "score", "tasks"}
+    assert set(first["tasks"]) == {"age", "gender", "smile", "emotion", "race"}
+    assert "years" in first["tasks"]["age"] and first["tasks"]["gender"]["label"]
+    assert lines[10]["box"][0] < lines[0]["box"][0]  # the left face moved left
+
+
+def test_demo_smooths_video_by_default_and_smooth_0_turns_it_off(trained_run, clip, tmp_path,
+                                                                capsys):
+    from mtlface.predict.cli import main as demo
+
+    raw, steady = tmp_path / "raw.jsonl", tmp_path / "steady.jsonl"
+    assert demo(["--run", str(trained_run), "-v", str(clip), "--json", str(raw),
+                 "--smooth", "0"]) == 0
+    assert demo(["--run", str(trained_run), "-v", str(clip), "--json", str(steady)]) == 0
+    capsys.readouterr()
+    raw, steady = read_lines(raw), read_lines(steady)
+    assert [r["box"] for r in raw] == [s["box"] for s in steady]
+    assert raw[:2] == steady[:2]  # a track's first frame is as predicted
+    ages = [(r["tasks"]["age"]["years"], s["tasks"]["age"]["years"]) for r, s in
+            zip(raw, steady) if r["track"] == 0]
+    # The smoothed age moves less from frame to frame than the raw one.
+    moves = [sum(abs(a[k] - b[k]) for a, b in zip(ages, ages[1:])) for k in (0, 1)]
+    assert moves[1] < moves[0]
+
+
+def test_detect_every_carries_the_boxes_between_detections(trained_run, clip, tmp_path, capsys,
+                                                           detections):
+    from mtlface.predict.cli import main as demo
+
+    out = tmp_path / "every3.jsonl"
+    assert demo(["--run", str(trained_run), "-v", str(clip), "--json", str(out),
+                 "--detect-every", "3", "--batch", "4"]) == 0
+    assert "6 frames, 12 faces (2 tracks)" in capsys.readouterr().out
+    assert sum(detections) == 2  # frames 0 and 3
+    lines = read_lines(out)
+    assert [line["detected"] for line in lines[::2]] == [True, False, False] * 2
+    assert {line["track"] for line in lines} == {0, 1}
+    by_frame = {(line["frame"], line["track"]): line for line in lines}
+    # Frame 1 is carried from frame 0 (no motion known yet); frame 4 by the motion seen.
+    assert by_frame[1, 0]["box"] == by_frame[0, 0]["box"] and by_frame[1, 0]["score"] is None
+    def centre(frame):
+        x1, _, x2, _ = by_frame[frame, 1]["box"]
+        return (x1 + x2) / 2
+
+    moved = centre(4) - centre(3)
+    assert moved == pytest.approx((centre(3) - centre(0)) / 3, abs=0.02) and moved > 0
+    assert centre(5) - centre(4) == pytest.approx(moved, abs=0.02)
+
+
+class ListCapture:
+    """A capture serving the given frames, stating ``stated`` frames (a file's frame count)."""
+
+    def __init__(self, frames, stated=None):
+        self.frames, self.stated = list(frames), stated
+        self.released = False
+
+    def isOpened(self):  # noqa: N802 (OpenCV's name)
+        return not self.released
+
+    def read(self):
+        if not self.frames:
+            return False, None
+        return True, self.frames.pop(0)
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(self.stated or 0)
+        return 10.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self):
+        self.released = True
+
+
+def serve(monkeypatch, frames, stated=None):
+    from mtlface.predict import video
+
+    monkeypatch.setattr(video, "open_video", lambda path: ListCapture(frames, stated))
+
+
+def test_a_frame_of_another_size_is_skipped_and_counted(trained_run, astronaut_bgr, tmp_path,
+                                                        capsys, monkeypatch):
+    from mtlface.predict.cli import main as demo
+
+    frames = [two_astronauts(astronaut_bgr, 0)] * 2 + [astronaut_bgr] + \
+        [two_astronauts(astronaut_bgr, 0)] * 2
+    serve(monkeypatch, frames)
+    out, annotated = tmp_path / "sizes.jsonl", tmp_path / "sizes.avi"
+    assert demo(["--run", str(trained_run), "-v", "clip.avi", "--json", str(out), "-o",
+                 str(annotated), "--batch", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "4 frames, 8 faces (2 tracks)" in captured.out
+    assert "skipped 1 frame whose size differs from the first frame's" in captured.err
+    assert sorted({line["frame"] for line in read_lines(out)}) == [0, 1, 3, 4]  # file's numbers
+    capture = cv2.VideoCapture(str(annotated))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 4
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == \
+        (512, 256)
+    capture.release()
+
+
+def test_frames_without_a_face_end_tracks_and_are_counted(trained_run, astronaut_bgr, tmp_path,
+                                                          capsys, monkeypatch):
+    from mtlface.predict.cli import main as demo
+
+    face, wall = astronaut_bgr[::2, ::2].copy(), np.full((256, 256, 3), 128, np.uint8)
+    serve(monkeypatch, [face, face] + [wall] * 4 + [face])
+    out = tmp_path / "gap.jsonl"
+    assert demo(["--run", str(trained_run), "-v", "gap.avi", "--json", str(out),
+                 "--max-missed", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "7 frames, 3 faces (2 tracks)" in captured.out
+    assert "4 of 7 frames had no face" in captured.err
+    assert [(line["frame"], line["track"]) for line in read_lines(out)] == \
+        [(0, 0), (1, 0), (6, 1)]  # ended after 2 misses: the face comes back as a new track
+
+    serve(monkeypatch, [wall] * 3)
+    assert demo(["--run", str(trained_run), "-v", "wall.avi", "--json", str(out)]) == 1
+    assert "no face found in any of the 3 frames" in capsys.readouterr().err
+    assert out.read_text() == ""
+
+
+def test_a_damaged_or_truncated_video_ends_in_one_line(trained_run, clip, tmp_path, capsys):
+    from mtlface.predict.cli import main as demo
+
+    garbage = tmp_path / "garbage.avi"
+    garbage.write_bytes(b"RIFF" + bytes(range(256)) * 20)
+    assert demo(["--run", str(trained_run), "-v", str(garbage), "--json",
+                 str(tmp_path / "g.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: video") and "cannot open it" in err and "Traceback" not in err
+
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:len(data) * 2 // 3])  # the last frames and the index are gone
+    # OpenCV opens what is left and reads 5 frames; the 6 the file states tell it is short.
+    assert demo(["--run", str(trained_run), "-v", str(cut), "--json",
+                 str(tmp_path / "c.jsonl")]) == 0
+    captured = capsys.readouterr()
+    assert "5 frames, 10 faces" in captured.out
+    assert "read 5 of the 6 frames the file states: it ends early or is damaged" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_tiny_images_and_frames_give_no_face_not_a_traceback(trained_run, tmp_path, capsys,
+                                                             monkeypatch):
+    from PIL import Image
+
+    from mtlface.predict.cli import main as demo
+
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (200, 150, 120)).save(dot)
+    assert demo(["--run", str(trained_run), "-i", str(dot), "--json", str(tmp_path / "d.jsonl")]) \
+        == 1
+    assert f"no face found in {dot}" in capsys.readouterr().err
+
+    serve(monkeypatch, [np.zeros((1, 1, 3), np.uint8)] * 3)
+    assert demo(["--run", str(trained_run), "-v", "dots.avi", "--json",
+                 str(tmp_path / "dots.jsonl"), "--detect-every", "2"]) == 1
+    captured = capsys.readouterr()
+    assert "3 frames, 0 faces" in captured.out
+    assert "no face found in any of the 3 frames" in captured.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--detect-every", "0"], "--detect-every must be at least 1"),
+    (["--detect-every", "x"], "--detect-every: invalid int value"),
+    (["--smooth", "1"], "--smooth: must be at least 0 (off) and below 1"),
+    (["--smooth", "-0.1"], "--smooth: must be at least 0"),
+    (["--track-iou", "0"], "--track-iou must be above 0"),
+    (["--max-missed", "-1"], "--max-missed must be 0 or more"),
+    (["-i", "photo.jpg", "--smooth", "0.5"], "--smooth goes with -v or the webcam"),
+    (["-i", "photo.jpg", "--detect-every", "2"], "--detect-every goes with -v or the webcam"),
+    (["--dir", "photos", "--csv", "p.csv", "--json", "x.jsonl"], "--json goes with -i, -v"),
+])
+def test_video_option_mistakes_exit_2_with_one_line(args, message, capsys):
+    from mtlface.predict.cli import main as demo
+
+    with pytest.raises(SystemExit) as usage:
+        demo(["-v", "clip.mp4", *args] if "-i" not in args and "--dir" not in args else args)
+    assert usage.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_video_needs_an_output(clip, capsys):
+    from mtlface.predict.cli import main as demo
+
+    assert demo(["-v", str(clip)]) == 2
+    assert "pass -o annotated.mp4, --json faces.jsonl or --show" in capsys.readouterr().err
