@@ -46,13 +46,24 @@ def test_two_faces_crossing_keep_their_ids():
 def test_a_face_missed_for_a_few_frames_keeps_its_id_and_ends_after_max_missed():
     tracker = IoUTracker(min_iou=0.3, max_missed=3)
     assert tracker.update([box(100, 100)]) == [0]
-    for _ in range(3):  # missed 3 times: kept
-        assert tracker.update([]) == []
+    for _ in range(3):  # missed 3 frames: kept
+        assert tracker.update([]) == [] and tracker.ended == []
     assert tracker.update([box(102, 100)]) == [0]
-    for _ in range(4):  # missed 4 times: ended
+    for frames in range(1, 5):  # ended when 4 frames have passed since it was seen
         tracker.update([])
-    assert tracker.ended == [0] or 0 not in [t.id for t in tracker.tracks]
+        assert tracker.ended == ([0] if frames == 4 else [])
+    assert tracker.tracks == []
     assert tracker.update([box(102, 100)]) == [1]  # a new track
+
+
+def test_max_missed_counts_frames_with_or_without_detection():
+    tracker = IoUTracker(max_missed=3)
+    tracker.update([box(100, 100)])
+    assert [t.id for t in tracker.carry()] == [0]
+    tracker.update([])  # frame 2: missed, 2 frames since seen
+    assert tracker.carry() == []  # a missed track is not carried
+    tracker.update([])  # frame 4
+    assert tracker.ended == [0]
 
 
 def test_a_moving_face_is_found_where_its_motion_takes_it_after_a_miss():

@@ -107,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track-iou", type=probability, metavar="T", default=0.3,
                    help="video/webcam: smallest box overlap (IoU) that continues a face's "
                         "track (default 0.3)")
-    p.add_argument("--max-missed", type=int, metavar="N", default=5,
-                   help="video/webcam: a face's track ends after N detections in a row "
-                        "without it (default 5)")
+    p.add_argument("--max-missed", type=int, metavar="N", default=15,
+                   help="video/webcam: a face's track ends N frames after its last detection "
+                        "(default 15); found again later, it starts a new track")
     p.add_argument("--no-progress", action="store_true", help="--dir: no progress bar")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an error instead of its one-line message")
@@ -136,7 +136,7 @@ def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespac
         for flag, value, default in (("--smooth", args.smooth, None),
                                      ("--detect-every", args.detect_every, 1),
                                      ("--track-iou", args.track_iou, 0.3),
-                                     ("--max-missed", args.max_missed, 5)):
+                                     ("--max-missed", args.max_missed, 15)):
             if value != default:
                 parser.error(f"{flag} goes with -v or the webcam (a still image has no "
                              f"frames to follow)")

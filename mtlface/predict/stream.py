@@ -27,7 +27,7 @@ class TrackingOptions:
     detect_every: int = 1
     smooth: float = VIDEO_DEFAULT
     min_iou: float = 0.3
-    max_missed: int = 5
+    max_missed: int = 15
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:

@@ -58,10 +58,10 @@ def match(tracks: Sequence[Box], detections: Sequence[Box], min_iou: float
 class IoUTracker:
     """Give each detection of a frame a track id: :meth:`update` with a frame's detected boxes,
     :meth:`carry` on a frame where detection is skipped (the seen tracks move on by their
-    velocity). A track ends after ``max_missed`` detections in a row without it; a face seen
-    again later gets a new id."""
+    velocity). A track ends when ``max_missed`` frames have passed since its last detection
+    (checked on frames with detection); a face seen again later gets a new id."""
 
-    def __init__(self, min_iou: float = 0.3, max_missed: int = 5) -> None:
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 15) -> None:
         if not 0 < min_iou <= 1:
             raise ValueError(f"min_iou must be in (0, 1], got {min_iou}")
         if max_missed < 0:
@@ -86,7 +86,7 @@ class IoUTracker:
                 d = matched[i]
                 kept.append(self._follow(track, boxes[d], scores[d]))
                 ids[d] = track.id
-            elif track.missed < self.max_missed:
+            elif self.frame - track.seen_frame <= self.max_missed:
                 kept.append(replace(track, missed=track.missed + 1))
         self.ended = [t.id for t in self.tracks if t.id not in {k.id for k in kept}]
         for d, box in enumerate(boxes):
