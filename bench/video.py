@@ -3,7 +3,7 @@ accuracy of smoothed against unsmoothed predictions, identity switches, and fram
 ``--detect-every 3`` against detection on every frame, measured side by side in one run.
 
     python bench/video.py --run <run folder> [--frames 240] [--faces 4] [--repeats 3]
-        [--threads 1] [--smooth 0.3,0.6,0.8] [--out outputs/bench/video.json]
+        [--threads 1] [--smooth 0.3,0.6,0.8,0.9] [--max-missed 15] [--out results.json]
 
 The clip: faces of the embedded synthetic generator (``render_face``, the training data's
 drawing), each with attributes drawn once, moving across a grey 640x360 background on straight
@@ -22,9 +22,10 @@ same frames (``true`` rows: the tracker and smoother without the detector's miss
 covered by another keeps its box). Unsmoothed and smoothed rows are the same tracked run
 (smoothing changes no box). Identity switches: per true face, the times its paired track id
 changes from one paired frame to the next (a face the detector misses for longer than
-``max_missed`` frames and finds again counts as one). Speed: ``annotate_stream`` end to end with MTCNN
-(decode, detection, tracking, crops, model, smoothing, drawing, JSON lines), no video
-written; each repeat runs both settings in a rotated order, the ratio is taken per repeat.
+``max_missed`` frames and finds again counts as one). Speed: ``annotate_stream`` end to end
+with MTCNN (decode, detection, tracking, crops, model, smoothing, drawing, JSON lines), no
+video written; each repeat runs both settings in a rotated order, the ratio is taken per
+repeat.
 
 A run trained only on synthetic faces knows nothing of real faces: these numbers say how the
 tracker and smoother behave, not how good the model is on real video.
@@ -40,15 +41,14 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's mtlface, not another installed one
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 TASKS = ("age", "gender", "smile", "emotion", "race")
 SIZE = (640, 360)
@@ -108,8 +108,8 @@ def write_clip(path: Path, people: list[Identity], frames: int, hold: int, seed:
                 tile = render_face(person.attrs, rng, 64)
                 tiles[i] = cv2.resize(tile, (person.side, person.side),
                                       interpolation=cv2.INTER_LINEAR)
-            x = int(round(_bounce(person.start[0] + person.speed[0] * f, SIZE[0] - person.side)))
-            y = int(round(_bounce(person.start[1] + person.speed[1] * f, SIZE[1] - person.side)))
+            x = round(_bounce(person.start[0] + person.speed[0] * f, SIZE[0] - person.side))
+            y = round(_bounce(person.start[1] + person.speed[1] * f, SIZE[1] - person.side))
             canvas[y:y + person.side, x:x + person.side] = tiles[i]
             inner = person.side / (1 + 2 * MARGIN)
             pad = (person.side - inner) / 2

@@ -3,13 +3,13 @@ assignment), per-track smoothing, the demo's JSON lines per face per frame, ``--
 carrying boxes, and bad input (a damaged video, a frame of another size, no face for many
 frames, a 1x1 image, ``--detect-every 0``) ending in one line or a counted skip."""
 
+import itertools
 import json
 
 import cv2
 import numpy as np
 import pytest
 
-from mtlface.data.preprocess.detectors import Face
 from mtlface.predict.results import AgePrediction, TaskPrediction
 from mtlface.predict.smoothing import AgeGroups, PredictionSmoother
 from mtlface.predict.tracking import IoUTracker, iou, match
@@ -283,7 +283,7 @@ def test_demo_smooths_video_by_default_and_smooth_0_turns_it_off(trained_run, cl
     ages = [(r["tasks"]["age"]["years"], s["tasks"]["age"]["years"]) for r, s in
             zip(raw, steady) if r["track"] == 0]
     # The smoothed age moves less from frame to frame than the raw one.
-    moves = [sum(abs(a[k] - b[k]) for a, b in zip(ages, ages[1:])) for k in (0, 1)]
+    moves = [sum(abs(a[k] - b[k]) for a, b in itertools.pairwise(ages)) for k in (0, 1)]
     assert moves[1] < moves[0]
 
 
@@ -318,7 +318,7 @@ class ListCapture:
         self.frames, self.stated = list(frames), stated
         self.released = False
 
-    def isOpened(self):  # noqa: N802 (OpenCV's name)
+    def isOpened(self):  # OpenCV's name
         return not self.released
 
     def read(self):

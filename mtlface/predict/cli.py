@@ -17,13 +17,13 @@ from typing import NoReturn, TextIO
 import cv2
 
 from mtlface.errors import CONFIG_EXIT, DEBUG_ENV, ConfigError, check_writable
+from mtlface.predict import video
 from mtlface.predict.backends import check_device
 from mtlface.predict.errors import PredictError, exit_code_of
 from mtlface.predict.predictor import BACKENDS, Predictor
 from mtlface.predict.runs import newest_run, runs_root
 from mtlface.predict.smoothing import VIDEO_DEFAULT
 from mtlface.predict.stream import TrackingOptions
-from mtlface.predict import video
 
 EXAMPLES = """examples:
   python demo.py -i photo.jpg -o annotated.jpg --json faces.jsonl
