@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mtlface.predict.results import AgePrediction, TaskPrediction
+from mtlface.data.preprocess.detectors import Face
+from mtlface.predict.results import AgePrediction, FacePrediction, TaskPrediction
 from mtlface.predict.smoothing import AgeGroups, PredictionSmoother
 from mtlface.predict.tracking import IoUTracker, iou, match
 from mtlface.tasks import AgeBins
@@ -196,6 +197,57 @@ def test_smoothing_makes_a_flickering_label_steady():
     labels = [smoother.smooth(0, {"gender": gender(p)})["gender"].label for p in raw]
     assert sum(gender(p).label == "male" for p in raw) == 10
     assert labels.count("female") == 30
+
+
+# -- the frame loop, without a model ---------------------------------------------------------------
+
+class FakePredictor:
+    """Records the faces it is asked about; every face is 70 % female."""
+
+    def __init__(self):
+        self.tasks = {"gender": None}
+        self.asked = []
+
+    def predict_at(self, images, faces):
+        self.asked.append([list(found) for found in faces])
+        return [[FacePrediction(f.box, f.score, {"gender": gender(0.7)}) for f in found]
+                for found in faces]
+
+
+def test_face_stream_detects_every_nth_frame_and_moves_carried_landmarks():
+    from mtlface.predict.stream import FaceStream, TrackingOptions
+
+    def face_at(x):
+        return Face(box(x, 50, 100), 0.99, np.array([[x + 30.0, 80.0]] * 5))
+
+    detected_on = []
+
+    def detect(images):
+        detected_on.extend(int(image[0, 0, 0]) for image in images)
+        return [[face_at(10 * int(image[0, 0, 0]))] for image in images]
+
+    frames = [np.full((300, 400, 3), n, np.uint8) for n in range(6)]  # pixel value: the frame
+    predictor = FakePredictor()
+    stream = FaceStream(predictor, TrackingOptions(detect_every=2), detect)
+    out = stream.process(frames[:4]) + stream.process(frames[4:])
+    assert detected_on == [0, 2, 4]
+    assert [[(t.frame, t.track, t.detected) for t in frame] for frame in out] == \
+        [[(n, 0, n % 2 == 0)] for n in range(6)]
+    carried = predictor.asked[0][3][0]  # frame 3: carried 10 px on from frame 2
+    assert carried.box == pytest.approx(box(30, 50, 100)) and np.isnan(carried.score)
+    np.testing.assert_allclose(carried.landmarks, face_at(30).landmarks)
+    assert out[3][0].to_dict()["score"] is None and out[3][0].to_dict()["frame"] == 3
+
+
+def test_face_stream_keeps_the_frame_numbers_it_is_given():
+    from mtlface.predict.stream import FaceStream, TrackingOptions
+
+    stream = FaceStream(FakePredictor(), TrackingOptions(detect_every=3),
+                        lambda images: [[Face(box(0, 0, 50), 0.9)] for _ in images])
+    frames = [np.zeros((100, 100, 3), np.uint8)] * 3
+    out = stream.process(frames, numbers=[0, 2, 3])  # frame 1 was left out
+    assert [(f[0].frame, f[0].detected) for f in out] == [(0, True), (2, False), (3, True)]
+    assert stream.frames == 4
 
 
 # -- the demo on video: JSON lines, --detect-every, bad input ----------------------------------

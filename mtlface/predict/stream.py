@@ -63,6 +63,7 @@ class FaceStream:
         self.smoother = PredictionSmoother(self.options.smooth,
                                            AgeGroups.of_tasks(predictor.tasks))
         self.frames = 0  # the next frame's index in the stream
+        self._last: dict[int, Face] = {}  # each track's last detection: its landmarks move on
 
     @property
     def tracks(self) -> int:
@@ -87,13 +88,16 @@ class FaceStream:
             if i in detected:
                 found = detected[i]
                 ids.append(self.tracker.update([f.box for f in found], [f.score for f in found]))
+                self._last.update(zip(ids[-1], found))
                 ended += self.tracker.ended
             else:
                 carried = [(t.id, box) for t in self.tracker.carry()
                            if (box := _inside(t.box, frame.shape)) is not None]
-                found = [Face(box, float("nan")) for _, box in carried]
+                found = [_moved(self._last[track], box) for track, box in carried]
                 ids.append([track for track, _ in carried])
             faces.append(found)
+        for track in ended:
+            self._last.pop(track, None)
         preds = self.predictor.predict_at(frames, faces)
         out = [[TrackedFace(numbers[i], track, i in detected,
                             _with_tasks(p, self.smoother.smooth(track, p.tasks)))
@@ -109,6 +113,17 @@ def _inside(box: Box, shape: tuple[int, ...]) -> Box | None:
     inside = (max(0.0, min(w, box[2]) - max(0.0, box[0]))
               * max(0.0, min(h, box[3]) - max(0.0, box[1])))
     return box if inside >= 0.5 * (box[2] - box[0]) * (box[3] - box[1]) > 0 else None
+
+
+def _moved(face: Face, box: Box) -> Face:
+    """``face`` carried to ``box``: its landmarks (for aligned crops) move with the box; no
+    detector score, as nothing was detected."""
+    landmarks = face.landmarks
+    if landmarks is not None:
+        shift = ((box[0] + box[2] - face.box[0] - face.box[2]) / 2,
+                 (box[1] + box[3] - face.box[1] - face.box[3]) / 2)
+        landmarks = np.asarray(landmarks) + shift
+    return Face(box, float("nan"), landmarks)
 
 
 def _with_tasks(face: FacePrediction, tasks: dict) -> FacePrediction:
