@@ -339,6 +339,17 @@ def test_demo_smooths_video_by_default_and_smooth_0_turns_it_off(trained_run, cl
     assert moves[1] < moves[0]
 
 
+def test_video_json_on_stdout_stays_pure_json(trained_run, clip, capsys):
+    from mtlface.predict.cli import main as demo
+
+    assert demo(["--run", str(trained_run), "-v", str(clip), "--json", "-",
+                 "--max-frames", "2"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]  # nothing else there
+    assert [(line["frame"], line["track"]) for line in lines] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert "2 frames, 4 faces (2 tracks)" in captured.err
+
+
 def test_detect_every_carries_the_boxes_between_detections(trained_run, clip, tmp_path, capsys,
                                                            detections):
     from mtlface.predict.cli import main as demo
