@@ -416,7 +416,8 @@ def test_a_frame_of_another_size_is_skipped_and_counted(trained_run, astronaut_b
                  str(annotated), "--batch", "2"]) == 0
     captured = capsys.readouterr()
     assert "4 frames, 8 faces (2 tracks)" in captured.out
-    assert "skipped 1 frame whose size differs from the first frame's" in captured.err
+    assert "skipped 1 frame whose size differs from the first frame's (512x256)" in \
+        captured.err
     assert sorted({line["frame"] for line in read_lines(out)}) == [0, 1, 3, 4]  # file's numbers
     capture = cv2.VideoCapture(str(annotated))
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 4

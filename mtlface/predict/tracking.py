@@ -71,7 +71,7 @@ class IoUTracker:
         self.tracks: list[Track] = []
         self.ended: list[int] = []  # ids ended by the last update, for per-track state to drop
         self.next_id = 0  # the id the next new track gets: also the count of tracks so far
-        self.frame = -1  # frames given to update or carry so far, minus one
+        self.frame = -1  # the current frame: 0 at the first update or carry
 
     def update(self, boxes: Sequence[Box], scores: Sequence[float] | None = None) -> list[int]:
         """The track id of each box of this frame, in the order given."""

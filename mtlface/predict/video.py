@@ -27,7 +27,8 @@ WINDOW = "mtlface (q to quit)"
 class StreamStats:
     """``skipped``: frames of another size than the first (left out); ``faceless``: frames
     without a face; ``expected``: the frame count the file states (None for a camera), when
-    the stream ended before it (a truncated or damaged file)."""
+    the stream ended before it (a truncated or damaged file); ``size``: the first frame's
+    width and height."""
 
     frames: int
     faces: int
@@ -36,6 +37,7 @@ class StreamStats:
     skipped: int = 0
     faceless: int = 0
     expected: int | None = None
+    size: tuple[int, int] | None = None
 
     @property
     def fps(self) -> float:
@@ -45,11 +47,11 @@ class StreamStats:
         return (f"{self.frames} frames, {self.faces} faces ({_count(self.tracks, 'track')}) "
                 f"in {self.seconds:.1f} s: {self.fps:.1f} fps")
 
-    def notes(self, size: tuple[int, int] | None = None) -> list[str]:
+    def notes(self) -> list[str]:
         """Lines for stderr: what was skipped or missing, counted."""
         notes = []
         if self.skipped:
-            first = f" ({size[0]}x{size[1]})" if size else ""
+            first = f" ({self.size[0]}x{self.size[1]})" if self.size else ""
             notes.append(f"skipped {_count(self.skipped, 'frame')} whose size differs from the "
                          f"first frame's{first}")
         if self.expected is not None:
@@ -178,7 +180,7 @@ def annotate_stream(predictor: Predictor, capture: cv2.VideoCapture,
                            f"nothing; check the file (or camera) with another player")
     short = ended and stated > 0 and frames + skipped < stated
     return StreamStats(frames, faces_seen, time.perf_counter() - start, stream.tracks,
-                       skipped, faceless, stated if short else None)
+                       skipped, faceless, stated if short else None, size)
 
 
 def _size(frame: np.ndarray) -> tuple[int, int]:
