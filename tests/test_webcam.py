@@ -3,6 +3,8 @@ integer index is replaced by a fake camera that serves the frames of a short vid
 writes (the astronaut photo, shifted frame by frame). Everything after the capture is what a
 real webcam run uses: ``open_camera``, the frame loop, drawing, the fps status, the writer."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -102,7 +104,7 @@ def test_webcam_frames_are_annotated_recorded_and_the_fps_reported(trained_run, 
     out = tmp_path / "webcam.mp4"
     assert demo(["--run", str(trained_run), "-o", str(out)]) == 0  # no mode given: camera 0
     printed = capsys.readouterr().out
-    assert f"{FRAMES} frames, {FRAMES} faces in" in printed and " fps" in printed
+    assert f"{FRAMES} frames, {FRAMES} faces (1 track) in" in printed and " fps" in printed
     assert float(printed.split(" s: ")[1].split(" fps")[0]) > 0
     (camera,) = cameras.opened
     assert camera.index == 0 and camera.released
@@ -114,6 +116,17 @@ def test_webcam_frames_are_annotated_recorded_and_the_fps_reported(trained_run, 
         changed = np.abs(got.astype(int) - raw).max(axis=2) > 100
         assert changed[:40, :80].mean() > 0.05  # the fps status, top left
         assert changed[40:, :].sum() > 500      # the face box and its labels
+
+
+def test_webcam_writes_a_json_line_per_face_per_frame(trained_run, cameras, tmp_path, capsys):
+    """--json alone is somewhere to keep the results: no window or -o needed."""
+    cameras.plug(0)
+    out = tmp_path / "webcam.jsonl"
+    assert demo(["--run", str(trained_run), "--json", str(out), "--detect-every", "2"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(line["frame"], line["track"], line["detected"]) for line in lines] == \
+        [(0, 0, True), (1, 0, False), (2, 0, True), (3, 0, False)]
+    assert f"{FRAMES} frames, {FRAMES} faces (1 track)" in capsys.readouterr().out
 
 
 def test_webcam_stops_at_the_frame_limit(trained_run, cameras, tmp_path, capsys):

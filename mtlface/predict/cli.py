@@ -6,26 +6,30 @@ trace; ``--debug`` shows it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import cv2
 
 from mtlface.errors import CONFIG_EXIT, DEBUG_ENV, ConfigError, check_writable
+from mtlface.predict import video
 from mtlface.predict.backends import check_device
 from mtlface.predict.errors import PredictError, exit_code_of
 from mtlface.predict.predictor import BACKENDS, Predictor
 from mtlface.predict.runs import newest_run, runs_root
-from mtlface.predict import video
+from mtlface.predict.smoothing import VIDEO_DEFAULT
+from mtlface.predict.stream import TrackingOptions
 
 EXAMPLES = """examples:
   python demo.py -i photo.jpg -o annotated.jpg --json faces.jsonl
   python demo.py -i photo.jpg --json        # one JSON object per face on stdout (JSON Lines)
   python demo.py -v clip.mp4 -o annotated.mp4 --batch 16
+  python demo.py -v clip.mp4 --json faces.jsonl --detect-every 3   # a line per face per frame
   python demo.py                      # webcam 0 (a window needs opencv-python, not -headless)
   python demo.py --camera 1 -o webcam.mp4
   python demo.py --dir photos/ --csv predictions.csv    # resumable: re-run to continue
@@ -54,6 +58,18 @@ def probability(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """``--smooth``: a share of the running average, 0 (off) up to but not including 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be at least 0 (off) and below 1 (1 would never "
+                                         f"change), got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="demo.py", epilog=EXAMPLES,
                       formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -66,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--camera", type=int, metavar="N", help="webcam index (the default mode: 0)")
     p.add_argument("-o", "--output", help="annotated image (-i) or video (-v, webcam)")
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
-                   help="-i: one JSON object per face (JSON Lines), to PATH or stdout")
+                   help="one JSON object per face (JSON Lines; -v and webcam: per face per "
+                        "frame, with frame and track), to PATH or stdout")
     p.add_argument("--csv", help="--dir: the predictions CSV (rows already in it are skipped)")
     p.add_argument("--show", action="store_true", help="-v: also show the frames in a window")
     p.add_argument("--run", help="training run folder (default: the newest finished run under "
@@ -80,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, metavar="N",
                    help="video/webcam: frames per detection and model batch (default: 8 for "
                         "-v, 1 for the webcam, which shows each frame as soon as it is read)")
+    p.add_argument("--smooth", type=fraction, metavar="A",
+                   help=f"video/webcam: share of each face's running average of probabilities "
+                        f"and age kept per frame, 0 (off) to below 1 (default "
+                        f"{VIDEO_DEFAULT})")
+    p.add_argument("--detect-every", type=int, metavar="N", default=1,
+                   help="video/webcam: detect faces on every N-th frame only; the tracker "
+                        "carries the boxes between (default 1: every frame)")
+    p.add_argument("--track-iou", type=probability, metavar="T", default=0.3,
+                   help="video/webcam: smallest box overlap (IoU) that continues a face's "
+                        "track (default 0.3)")
+    p.add_argument("--max-missed", type=int, metavar="N", default=15,
+                   help="video/webcam: a face's track ends N frames after its last detection "
+                        "(default 15); found again later, it starts a new track")
     p.add_argument("--no-progress", action="store_true", help="--dir: no progress bar")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an error instead of its one-line message")
@@ -100,13 +130,25 @@ def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error("--csv goes with --dir")
     if args.dir and not args.csv:
         parser.error("--dir needs --csv predictions.csv")
-    if args.json and not args.image:
-        parser.error("--json goes with -i")
+    if args.json and args.dir:
+        parser.error("--json goes with -i, -v or the webcam; --dir writes --csv")
+    if args.image or args.dir:
+        for flag, value, default in (("--smooth", args.smooth, None),
+                                     ("--detect-every", args.detect_every, 1),
+                                     ("--track-iou", args.track_iou, 0.3),
+                                     ("--max-missed", args.max_missed, 15)):
+            if value != default:
+                parser.error(f"{flag} goes with -v or the webcam (a still image has no "
+                             f"frames to follow)")
     if args.output and args.dir:
         parser.error("-o goes with -i, -v or the webcam; --dir writes only --csv")
-    for name in ("batch", "max_frames"):
+    for name in ("batch", "max_frames", "detect_every"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_missed < 0:
+        parser.error("--max-missed must be 0 or more")
+    if args.track_iou == 0:
+        parser.error("--track-iou must be above 0 (0 would join any two boxes)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -133,9 +175,9 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise PredictError(f"image {args.image}: no such file; pass a photo with -i")
     if args.dir and not Path(args.dir).is_dir():
         raise PredictError(f"--dir {args.dir}: no such folder; pass a folder of photos")
-    if args.video and not args.output and not args.show:
-        raise ConfigError("-v needs somewhere to put the frames; pass -o annotated.mp4 (or "
-                          "--show)")
+    if args.video and not (args.output or args.show or args.json):
+        raise ConfigError("-v needs somewhere to put the results; pass -o annotated.mp4, "
+                          "--json faces.jsonl or --show")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -172,10 +214,10 @@ def _open_capture(args: argparse.Namespace) -> cv2.VideoCapture | None:
     if args.image or args.dir:
         return None
     capture = video.open_camera(args.camera or 0)
-    if not args.output and not video.gui_available():
+    if not (args.output or args.json) and not video.gui_available():
         capture.release()
         raise PredictError("this OpenCV build cannot open windows (opencv-python-headless): "
-                           "record the webcam with -o webcam.mp4")
+                           "record the webcam with -o webcam.mp4 (or --json faces.jsonl)")
     return capture
 
 
@@ -210,14 +252,36 @@ def _folder(predictor: Predictor, args: argparse.Namespace) -> int:
 def _stream(predictor: Predictor, capture: cv2.VideoCapture, args: argparse.Namespace) -> int:
     show = args.show if args.video else video.gui_available()
     batch = args.batch or (8 if args.video else 1)
-    stats = video.annotate_stream(predictor, capture, args.output, show, args.max_frames, batch)
-    print(stats)
+    smooth = VIDEO_DEFAULT if args.smooth is None else args.smooth
+    options = TrackingOptions(args.detect_every, smooth, args.track_iou, args.max_missed)
+    say = sys.stderr if args.json == "-" else sys.stdout  # keep stdout pure JSON
+    with _json_sink(args.json) as sink:
+        stats = video.annotate_stream(predictor, capture, args.output, show, args.max_frames,
+                                      batch, sink, options)
+    print(stats, file=say)
+    for note in stats.notes():
+        print(note, file=sys.stderr)
     if args.output:
-        print(f"annotated video: {args.output}")
+        print(f"annotated video: {args.output}", file=say)
+    if args.json and args.json != "-":
+        print(f"predictions: {args.json}", file=say)
     if stats.faces == 0:
         print(f"no face found in any of the {stats.frames} frames", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _json_sink(path: str | None) -> Iterator[TextIO | None]:
+    """The JSON Lines output of a stream: a file (written as the frames come), stdout or none."""
+    if path is None:
+        yield None
+    elif path == "-":
+        yield sys.stdout
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as sink:
+            yield sink
 
 
 def _image(predictor: Predictor, args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from mtlface.backbones.spec import InputSpec
 from mtlface.calibration.store import Calibration, calibration_path, load_run_calibration
 from mtlface.data.preprocess.crop import CropSpec
+from mtlface.data.preprocess.detectors import Face
 from mtlface.data.provenance import SYNTHETIC_NOTICE, trained_on_synthetic_only
 from mtlface.data.transforms import build_transform
 from mtlface.predict.backends import Backend, OnnxBackend, TorchBackend, TorchScriptBackend
@@ -134,11 +135,16 @@ class Predictor:
         """:meth:`predict` for several images (e.g. video frames) at once: one detection batch
         for images of equal size and one model batch for all their faces."""
         rgbs = [to_rgb(image) for image in images]
-        found = self.finder.find_all(rgbs)
-        crops = [self.finder.crop(rgb, f) for rgb, faces in zip(rgbs, found) for f in faces]
+        return self.predict_at(rgbs, self.finder.find_all(rgbs))
+
+    def predict_at(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]
+                   ) -> list[list[FacePrediction]]:
+        """The faces given for each RGB uint8 image (detected earlier, or boxes a tracker
+        carried), cut as in training: one model batch for all of them."""
+        crops = [self.finder.crop(rgb, f) for rgb, found in zip(images, faces) for f in found]
         preds = iter(self._run(crops) if crops else [])
-        return [[FacePrediction(tuple(f.box), f.score, next(preds)) for f in faces]
-                for faces in found]
+        return [[FacePrediction(tuple(f.box), f.score, next(preds)) for f in found]
+                for found in faces]
 
     def predict_faces(self, crops: Sequence[ImageInput]) -> list[FacePrediction]:
         """Already-cropped faces (cut like the training crops), no detection: one batch."""
