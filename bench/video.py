@@ -151,12 +151,12 @@ def track_clip(predictor, frames, detect_every: int, batch: int = 8, truth=None,
     return out
 
 
-def smoothed(tracked, keep: float, groups):
+def smoothed(tracked, keep: float, tasks):
     from dataclasses import replace
 
     from mtlface.predict.smoothing import PredictionSmoother
 
-    smoother = PredictionSmoother(keep, groups)
+    smoother = PredictionSmoother(keep, tasks)
     return [[replace(t, face=replace(t.face, tasks=smoother.smooth(t.track, t.face.tasks)))
              for t in frame] for frame in tracked]
 
@@ -169,10 +169,12 @@ def pair(truth: list[TrueFace], tracked) -> dict[int, object]:
     return {truth[i].identity: tracked[j] for i, j in pairs}
 
 
-def score(truth, tracked, people, groups) -> dict:
+def score(truth, tracked, people, tasks) -> dict:
     """Per-task accuracy over the true faces found (paired with a prediction), age MAE,
     recall (the share of true faces found), identity switches."""
-    age_groups = groups.get("age")
+    import torch
+
+    age_bins = tasks["age"].bins
     right = {t: 0 for t in TASKS}
     errors, total, found = [], 0, 0
     last_track: dict[int, int] = {}
@@ -192,7 +194,8 @@ def score(truth, tracked, people, groups) -> dict:
             for task in TASKS:
                 pred = got.face.tasks[task]
                 if task == "age":
-                    right[task] += pred.index == age_groups.index(attrs["age"])
+                    true_group = int(age_bins.bucketize(torch.tensor([float(attrs["age"])])))
+                    right[task] += pred.index == true_group
                     errors.append(abs(pred.years - attrs["age"]))
                 else:
                     right[task] += pred.index == int(attrs[task])
@@ -236,12 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from mtlface.predict import Predictor
-    from mtlface.predict.smoothing import VIDEO_DEFAULT, AgeGroups
+    from mtlface.predict.smoothing import VIDEO_DEFAULT
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     predictor = Predictor.from_run(args.run)
-    groups = AgeGroups.of_tasks(predictor.tasks)
+    tasks = predictor.tasks
     keeps = sorted({0.0, VIDEO_DEFAULT, *(float(k) for k in args.smooth.split(",") if k)})
     people = identities(args.faces, args.seed)
     load_start = os.getloadavg()[0]
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 tracked = track_clip(predictor, frames, every, args.batch,
                                      truth if boxes == "true" else None, args.max_missed)
                 for keep in keeps:
-                    result = score(truth, smoothed(tracked, keep, groups), people, groups)
+                    result = score(truth, smoothed(tracked, keep, tasks), people, tasks)
                     rows.append({"boxes": boxes, "detect_every": every, "smooth": keep,
                                  **result})
         speed: dict[int, list[float]] = {1: [], args.detect_every: []}

@@ -12,9 +12,9 @@ import pytest
 
 from mtlface.data.preprocess.detectors import Face
 from mtlface.predict.results import AgePrediction, FacePrediction, TaskPrediction
-from mtlface.predict.smoothing import AgeGroups, PredictionSmoother
+from mtlface.predict.smoothing import PredictionSmoother
 from mtlface.predict.tracking import IoUTracker, iou, match
-from mtlface.tasks import AgeBins
+from mtlface.tasks import AgeBins, AgeTask, BinaryTask, RegressionTask, ValuePrediction
 
 
 def box(x, y, side=40):
@@ -134,17 +134,18 @@ def gender(p_female):
 
 
 AGE_BINS = AgeBins.uniform(5)  # 0-16, 16-32, 32-48, 48-64, 64+
+TASKS = {"gender": BinaryTask("gender", 1, ["male", "female"]), "age": AgeTask(1, AGE_BINS)}
 
 
 def age(years, probs=(0.1, 0.2, 0.4, 0.2, 0.1), interval=None):
-    groups = AgeGroups(AGE_BINS.edges, AGE_BINS.names)
-    g = groups.index(years)
+    g = min(int(years // 16), 4)
+    bounds = (16.0 * g, None if g == 4 else 16.0 * (g + 1))
     return AgePrediction(AGE_BINS.names[g], g, dict(zip(AGE_BINS.names, probs)), years,
-                         groups.bounds(g), interval, 0.9 if interval else None)
+                         bounds, interval, 0.9 if interval else None)
 
 
 def test_smoothing_averages_probabilities_and_rederives_the_label():
-    smoother = PredictionSmoother(0.6)
+    smoother = PredictionSmoother(0.6, TASKS)
     first = smoother.smooth(7, {"gender": gender(0.9)})["gender"]
     assert first == gender(0.9)  # a track's first frame is taken as it is
     second = smoother.smooth(7, {"gender": gender(0.2)})["gender"]
@@ -157,7 +158,7 @@ def test_smoothing_averages_probabilities_and_rederives_the_label():
 
 
 def test_smoothing_is_per_track_and_forgets_ended_tracks():
-    smoother = PredictionSmoother(0.5)
+    smoother = PredictionSmoother(0.5, TASKS)
     smoother.smooth(1, {"gender": gender(0.9)})
     assert smoother.smooth(2, {"gender": gender(0.1)})["gender"] == gender(0.1)
     assert smoother.smooth(1, {"gender": gender(0.1)})["gender"].probs["female"] == \
@@ -167,16 +168,15 @@ def test_smoothing_is_per_track_and_forgets_ended_tracks():
 
 
 def test_smoothing_off_returns_the_predictions_unchanged():
-    smoother = PredictionSmoother(0)
+    smoother = PredictionSmoother(0, TASKS)
     for p in (0.9, 0.1, 0.8):
         assert smoother.smooth(0, {"gender": gender(p)}) == {"gender": gender(p)}
     with pytest.raises(ValueError, match="smoothing weight"):
-        PredictionSmoother(1)
+        PredictionSmoother(1, TASKS)
 
 
 def test_smoothed_age_keeps_its_group_holding_the_smoothed_years():
-    groups = {"age": AgeGroups(AGE_BINS.edges, AGE_BINS.names)}
-    smoother = PredictionSmoother(0.5, groups)
+    smoother = PredictionSmoother(0.5, TASKS)
     smoother.smooth(0, {"age": age(30.0, interval=(20.0, 40.0))})
     out = smoother.smooth(0, {"age": age(40.0, (0.1, 0.1, 0.1, 0.1, 0.6), (30.0, 50.0))})["age"]
     assert isinstance(out, AgePrediction)
@@ -184,7 +184,7 @@ def test_smoothed_age_keeps_its_group_holding_the_smoothed_years():
     assert (out.label, out.index, out.bin) == ("32-48", 2, (32.0, 48.0))
     assert out.interval == (25.0, 45.0) and out.interval_level == 0.9
     assert out.probs["64+"] == pytest.approx(0.35)  # the most probable group, yet not shown
-    old = PredictionSmoother(0.5, groups)
+    old = PredictionSmoother(0.5, TASKS)
     old.smooth(0, {"age": age(70.0)})
     assert old.smooth(0, {"age": age(80.0)})["age"].bin == (64.0, None)
 
@@ -192,7 +192,7 @@ def test_smoothed_age_keeps_its_group_holding_the_smoothed_years():
 def test_smoothing_makes_a_flickering_label_steady():
     """The true class is the most probable on average (0.58), but every third frame says
     otherwise: unsmoothed, a third of the frames are wrong; smoothed, none."""
-    smoother = PredictionSmoother(0.6)
+    smoother = PredictionSmoother(0.6, TASKS)
     raw = [0.35 if i % 3 == 2 else 0.7 for i in range(30)]
     labels = [smoother.smooth(0, {"gender": gender(p)})["gender"].label for p in raw]
     assert sum(gender(p).label == "male" for p in raw) == 10
@@ -205,7 +205,7 @@ class FakePredictor:
     """Records the faces it is asked about; every face is 70 % female."""
 
     def __init__(self):
-        self.tasks = {"gender": None}
+        self.tasks = {"gender": TASKS["gender"]}
         self.asked = []
 
     def predict_at(self, images, faces):
@@ -515,3 +515,11 @@ def test_video_needs_an_output(clip, capsys):
 
     assert demo(["-v", str(clip)]) == 2
     assert "pass -o annotated.mp4, --json faces.jsonl or --show" in capsys.readouterr().err
+
+
+def test_smoothing_a_number_averages_it():
+    tasks = {"valence": RegressionTask("valence", 1, [-1, 1])}
+    smoother = PredictionSmoother(0.5, tasks)
+    smoother.smooth(3, {"valence": ValuePrediction(0.8)})
+    assert smoother.smooth(3, {"valence": ValuePrediction(-0.4)})["valence"].value == \
+        pytest.approx(0.2)

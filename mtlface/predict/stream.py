@@ -12,7 +12,7 @@ import numpy as np
 from mtlface.data.preprocess.detectors import Face
 from mtlface.predict.predictor import Predictor
 from mtlface.predict.results import FacePrediction
-from mtlface.predict.smoothing import VIDEO_DEFAULT, AgeGroups, PredictionSmoother
+from mtlface.predict.smoothing import VIDEO_DEFAULT, PredictionSmoother
 from mtlface.predict.tracking import Box, IoUTracker
 
 Detect = Callable[[Sequence[np.ndarray]], list[list[Face]]]
@@ -60,8 +60,7 @@ class FaceStream:
         self.options = options or TrackingOptions()
         self.detect = detect or predictor.finder.find_all
         self.tracker = IoUTracker(self.options.min_iou, self.options.max_missed)
-        self.smoother = PredictionSmoother(self.options.smooth,
-                                           AgeGroups.of_tasks(predictor.tasks))
+        self.smoother = PredictionSmoother(self.options.smooth, predictor.tasks)
         self.frames = 0  # the next frame's index in the stream
         self._last: dict[int, Face] = {}  # each track's last detection: its landmarks move on
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from mtlface.labels import MISSING_CLASS, LabelSpec
 from mtlface.tasks.base import Task, no_head, nullable_classes
 from mtlface.tasks.bins import AgeBins
 from mtlface.tasks.classification import class_columns, class_probs, confusion, table_classes
-from mtlface.tasks.outputs import AgePrediction
+from mtlface.tasks.outputs import AgePrediction, ema, mixed_probs
 
 AGE_RANGE = (0.0, 120.0)  # valid ages in years; a manifest value outside is blanked, counted
 
@@ -296,6 +297,19 @@ class AgeTask(Task):
         return [AgePrediction(label=names[g], index=g, probs=class_probs(names, probs, i),
                               years=float(decoded["years"][i]), bin=self._bounds(g))
                 for i, g in enumerate(groups)]
+
+    def mix(self, older: AgePrediction, newer: AgePrediction, keep: float) -> AgePrediction:
+        """Probabilities, years and interval mixed; the group is the one holding the mixed
+        years (as :meth:`predictions` shows it), not the most probable one."""
+        years = ema(older.years, newer.years, keep)
+        group = int(self.bins.bucketize(torch.tensor([years], dtype=torch.float64))[0])
+        interval = newer.interval
+        if older.interval is not None and newer.interval is not None:
+            interval = tuple(round(ema(a, b, keep), 2)
+                             for a, b in zip(older.interval, newer.interval))
+        return replace(newer, label=self.bins.names[group], index=group, years=years,
+                       bin=self._bounds(group), interval=interval,
+                       probs=mixed_probs(older.probs, newer.probs, keep))
 
     def _bounds(self, group: int) -> tuple[float | None, float | None]:
         """``[low, high)`` of an age group, ``None`` where it is open, as its name says

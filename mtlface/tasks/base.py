@@ -158,6 +158,11 @@ class Task(nn.Module, ABC):
         """The columns the predictions' ``csv_cells`` fill (``interval``: with an age
         interval column)."""
 
+    @abstractmethod
+    def mix(self, older: Any, newer: Any, keep: float) -> Any:
+        """``keep * older + (1 - keep) * newer`` of two predictions of one face (a video
+        track's running average and its newest frame), its label re-derived from the mix."""
+
     def point(self, pred: Tensor) -> Tensor:
         """The number a conformal interval is put around (tasks with ``conformal_interval``)."""
         raise TypeError(f"task {self.name} ({self.kind}) has no conformal interval")

@@ -4,6 +4,7 @@ seven races, ...) and ``binary`` (gender, smile, eyeglasses, CelebA's attributes
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from mtlface.errors import ConfigError
 from mtlface.heads import HeadFactory
 from mtlface.labels import MISSING_CLASS, LabelSpec
 from mtlface.tasks.base import Task, no_head, nullable_classes
-from mtlface.tasks.outputs import TaskPrediction
+from mtlface.tasks.outputs import TaskPrediction, mixed_probs
 
 
 class MulticlassTask(Task):
@@ -111,6 +112,11 @@ class MulticlassTask(Task):
 
     def label_values(self, decoded: Mapping[str, Tensor]) -> Tensor:
         return decoded["label"]
+
+    def mix(self, older: TaskPrediction, newer: TaskPrediction, keep: float) -> TaskPrediction:
+        probs = mixed_probs(older.probs, newer.probs, keep)
+        best = max(range(self.num_classes), key=lambda k: probs[self.class_names[k]])
+        return replace(newer, label=self.class_names[best], index=best, probs=probs)
 
     def csv_columns(self, interval: bool = False) -> list[str]:
         return [self.name, f"{self.name}_prob"]

@@ -5,8 +5,18 @@ that shows or stores predictions never asks which kind of task made them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+
+def ema(older: float, newer: float, keep: float) -> float:
+    return keep * older + (1 - keep) * newer
+
+
+def mixed_probs(older: Mapping[str, float], newer: Mapping[str, float], keep: float
+                ) -> dict[str, float]:
+    return {c: round(ema(older.get(c, p), p, keep), 6) for c, p in newer.items()}
 
 
 @dataclass(frozen=True)

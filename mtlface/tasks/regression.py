@@ -19,7 +19,7 @@ from mtlface.errors import ConfigError
 from mtlface.heads import HeadFactory
 from mtlface.labels import LabelSpec
 from mtlface.tasks.base import Task, no_head
-from mtlface.tasks.outputs import ValuePrediction
+from mtlface.tasks.outputs import ValuePrediction, ema
 
 
 class RegressionTask(Task):
@@ -100,6 +100,10 @@ class RegressionTask(Task):
 
     def label_values(self, decoded: Mapping[str, Tensor]) -> Tensor:
         return decoded["value"]
+
+    def mix(self, older: ValuePrediction, newer: ValuePrediction, keep: float
+            ) -> ValuePrediction:
+        return ValuePrediction(ema(older.value, newer.value, keep))
 
     def csv_columns(self, interval: bool = False) -> list[str]:
         return [self.name]
