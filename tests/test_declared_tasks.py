@@ -138,6 +138,8 @@ def test_a_task_declared_only_in_a_users_yaml_trains_evaluates_exports_and_predi
     evaluation = evaluate(parse_args([f"run={out}"]))
     assert evaluation.metrics["test/spectacles/count"] == 160
     assert 0 <= evaluation.metrics["test/tint/mae"] <= 1
+    assert all(np.isfinite(v) for v in evaluation.metrics.values())  # no NaN acc gap for tint
+    assert "| CCC |" in evaluation.report and "test/tint/acc_gap_gender" not in evaluation.metrics
     assert {p.name for p in evaluation.plots} >= {"confusion_spectacles.png", "tint_values.png",
                                                   "reliability_spectacles.png"}
 

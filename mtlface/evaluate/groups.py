@@ -45,7 +45,7 @@ def group_gaps(groups: pd.DataFrame, min_count: int = 1) -> dict[str, float]:
     """``{<split>/<task>/acc_gap_<attribute>: best - worst group accuracy}`` over the groups
     with at least ``min_count`` rows, where two or more such groups exist."""
     gaps = {}
-    big = groups[groups["count"] >= min_count]
+    big = groups[(groups["count"] >= min_count) & groups["acc"].notna()]  # numbers: no acc
     for (split, task, attribute), part in big.groupby(["split", "task", "attribute"], sort=False):
         if len(part) >= 2:
             gaps[f"{split}/{task}/acc_gap_{attribute}"] = float(part["acc"].max()

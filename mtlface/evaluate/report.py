@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 # Report columns: metric key -> (header, format).
+# MAE is in the task's units: years for age.
 COLUMNS = {"count": ("n", "{:.0f}"), "acc": ("acc", "{:.3f}"), "f1": ("macro-F1", "{:.3f}"),
-           "acc_1off": ("1-off", "{:.3f}"), "mae": ("MAE (years)", "{:.2f}"),
-           "ece": ("ECE", "{:.3f}")}
+           "acc_1off": ("1-off", "{:.3f}"), "mae": ("MAE", "{:.2f}"), "rmse": ("RMSE", "{:.3f}"),
+           "ccc": ("CCC", "{:.3f}"), "ece": ("ECE", "{:.3f}")}
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -22,7 +23,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def metrics_table(metrics: Mapping[str, float], tasks: Sequence[str], sources: Sequence[str],
                   split: str) -> list[str]:
-    """One row per task (all sources pooled) and per source labelling it."""
+    """One row per task (all sources pooled) and per source labelling it; a column no task
+    has (e.g. CCC without a numeric task) is left out."""
     rows = []
     for task in tasks:
         for source in (None, *sources):
@@ -32,7 +34,10 @@ def metrics_table(metrics: Mapping[str, float], tasks: Sequence[str], sources: S
             cells = [fmt.format(metrics[f"{prefix}/{k}"]) if f"{prefix}/{k}" in metrics else ""
                      for k, (_, fmt) in COLUMNS.items()]
             rows.append([task if source is None else "", source or "**all**", *cells])
-    return _table(["task", "source", *(h for h, _ in COLUMNS.values())], rows)
+    used = [j for j in range(len(COLUMNS)) if any(r[2 + j] for r in rows)]
+    headers = [h for h, _ in COLUMNS.values()]
+    return _table(["task", "source", *(headers[j] for j in used)],
+                  [r[:2] + [r[2 + j] for j in used] for r in rows])
 
 
 def group_tables(groups: pd.DataFrame, gaps: Mapping[str, float], min_count: int) -> list[str]:
@@ -50,7 +55,8 @@ def group_tables(groups: pd.DataFrame, gaps: Mapping[str, float], min_count: int
                     continue
                 r = by_group.loc[g]
                 mae = f", MAE {r['mae']:.1f}" if not np.isnan(r["mae"]) else ""
-                cells.append(f"{r['acc']:.3f} (n={int(r['count'])}{mae})")
+                acc = "" if np.isnan(r["acc"]) else f"{r['acc']:.3f} "
+                cells.append(f"{acc}(n={int(r['count'])}{mae})")
             gap = gaps.get(f"{split}/{task}/acc_gap_{attribute}")
             rows.append([task, *cells, "" if gap is None else f"{gap:.3f}"])
         lines += ["", f"By {attribute} (accuracy, n; gap = best - worst group with "
