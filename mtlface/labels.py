@@ -55,16 +55,11 @@ MISSING_VALUE = float("nan")
 def task_label(name: str, task_cfg: Any) -> LabelSpec:
     """The label a declared task (its config node: ``_target_`` names its kind) learns from;
     the kind's ``label_spec`` decides what its declaration must give (classes or a range)."""
-    from hydra.utils import get_class
-
-    from mtlface.tasks.base import Task
+    from mtlface.tasks.base import Task, kind_class
 
     target = task_cfg.get("_target_") if isinstance(task_cfg, Mapping | DictConfig) else None
-    try:
-        kind = get_class(target) if target else None
-    except Exception:  # noqa: BLE001 - hydra raises ImportError or ValueError, both mean unknown
-        kind = None
-    if kind is None or not issubclass(kind, Task):
+    kind = kind_class(target)
+    if kind is None:
         raise ConfigError(f"tasks.{name}: unknown task kind {target!r}; set _target_ in its "
                           f"conf/tasks/ file to one of {', '.join(Task.kinds())}")
     options = OmegaConf.to_container(task_cfg, resolve=False) if isinstance(

@@ -70,11 +70,10 @@ def mix_name(run: Path) -> str:
 def cells(run: Path, data: str | None, sources: Sequence[str] | None, split: str,
           batch_size: int, device: str, out: Path) -> pd.DataFrame:
     """One row per (source, task) of a run's evaluation: the task's main metric there."""
-    from hydra.utils import get_class
-
     from mtlface.evaluate.cli import parse_args
     from mtlface.evaluate.run import evaluate
     from mtlface.predict.runs import load_config
+    from mtlface.tasks.base import kind_class
 
     argv = [f"run={run}", f"split={split}", f"batch_size={batch_size}", f"device={device}",
             "plots=false", f"out={out / 'runs' / run.name}"]
@@ -82,7 +81,7 @@ def cells(run: Path, data: str | None, sources: Sequence[str] | None, split: str
     argv += [f"sources=[{','.join(sources)}]"] if sources else []
     result = evaluate(parse_args(argv))
     # The kind of each task (its class) names its main metric: no model needed.
-    main = {name: get_class(node._target_).main_metric
+    main = {name: kind_class(node._target_).main_metric
             for name, node in load_config(run).tasks.items()}
     rows = []
     for source in sorted(result.table["source"].unique()):

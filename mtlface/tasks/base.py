@@ -6,6 +6,7 @@ kind a task is."""
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,7 +79,7 @@ class Task(nn.Module, ABC):
             todo += cls.__subclasses__()
             if "kind" in vars(cls):
                 found.append(f"{cls.__module__.rsplit('.', 1)[0]}.{cls.__qualname__}")
-        return found
+        return sorted(found)
 
     def describe(self) -> dict[str, Any]:
         """What decoding needs, saved with a run's export; :func:`task_from_description`
@@ -210,16 +211,21 @@ def nullable_classes(values: np.ndarray, missing: int = -1) -> pd.Series:
     return pd.Series(pd.array(np.where(values == missing, None, values), dtype="Int64"))
 
 
+def kind_class(target: Any) -> type[Task] | None:
+    """The Task class a ``_target_`` path names, or None (quietly: the caller says which task
+    and file; hydra's ``get_class`` would log its own error first)."""
+    module, _, name = str(target or "").rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name) if module else None
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, Task) else None
+
+
 def task_from_description(desc: Mapping[str, Any]) -> Task:
     """A task rebuilt from :meth:`Task.describe`, decoding exported outputs exactly as the
     trained one did."""
-    from hydra.utils import get_class
-
-    target = desc.get("target")
-    try:
-        cls = get_class(target) if target else None
-    except Exception:  # noqa: BLE001 - an unknown path: ImportError or ValueError
-        cls = None
-    if cls is None or not issubclass(cls, Task):
-        raise ValueError(f"task {desc.get('name')}: unknown task kind {target!r}")
+    cls = kind_class(desc.get("target"))
+    if cls is None:
+        raise ValueError(f"task {desc.get('name')}: unknown task kind {desc.get('target')!r}")
     return cls.from_description(desc)
