@@ -1,0 +1,134 @@
+"""MTCNN's three networks (P-, R-, O-Net, the weights inside facenet-pytorch) as onnxruntime
+sessions.
+
+Each network is exported once with ``torch.onnx.export`` into a cache folder and loaded from
+there afterwards. The file name carries a hash of the weights file and of the exporter (torch
+version, opset, this module's export format), so new weights or a new exporter give a new
+file. Files are written atomically (temp + rename: parallel workers may export at once); a file
+that does not load (truncated, corrupt) is exported again, with a warning.
+
+Cache folder: ``$MTLFACE_DATA_DIR/models/mtcnn`` when set, else ``$XDG_CACHE_HOME/mtlface/mtcnn``
+(``~/.cache/mtlface/mtcnn``). An unwritable folder is not fatal: the export then stays in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtlface.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+EXPORT_FORMAT = 1  # bump when the export below changes what a given torch version writes
+NETS = ("pnet", "rnet", "onet")
+# Output names in the order facenet-pytorch's modules return them.
+OUTPUTS = {"pnet": ("reg", "prob"), "rnet": ("reg", "prob"), "onet": ("reg", "points", "prob")}
+INPUT_SIZE = {"pnet": 12, "rnet": 24, "onet": 48}
+
+
+def cache_dir() -> Path:
+    data = os.environ.get("MTLFACE_DATA_DIR")
+    if data:
+        return Path(data) / "models" / "mtcnn"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mtlface" / "mtcnn"
+
+
+def weights_file(net: str) -> Path:
+    import facenet_pytorch
+
+    return Path(facenet_pytorch.__file__).parent / "data" / f"{net}.pt"
+
+
+def export_key(net: str) -> str:
+    """Hash of the weights and of the exporter: a change of either names a new file."""
+    import torch
+
+    digest = hashlib.sha256(weights_file(net).read_bytes())
+    digest.update(f"torch {torch.__version__} opset {OPSET} format {EXPORT_FORMAT}".encode())
+    return digest.hexdigest()[:16]
+
+
+def export(net: str) -> bytes:
+    """The network as ONNX bytes. P-Net is fully convolutional: height and width are
+    dynamic (one session serves every pyramid level); the batch is dynamic for all three."""
+    import torch
+    from facenet_pytorch.models import mtcnn as facenet
+
+    module = {"pnet": facenet.PNet, "rnet": facenet.RNet, "onet": facenet.ONet}[net]().eval()
+    size = INPUT_SIZE[net]
+    axes = {0: "n", 2: "h", 3: "w"} if net == "pnet" else {0: "n"}
+    dynamic = {"image": axes, **{name: {0: "n"} for name in OUTPUTS[net]}}
+    if net == "pnet":
+        dynamic.update({name: {0: "n", 2: "h", 3: "w"} for name in OUTPUTS[net]})
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, torch.zeros(1, 3, size, size), buffer, dynamo=False,
+                          input_names=["image"], output_names=list(OUTPUTS[net]),
+                          dynamic_axes=dynamic, opset_version=OPSET)
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_path(net: str, folder: Path | None = None) -> Path:
+    return (folder or cache_dir()) / f"{net}-{export_key(net)}.onnx"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    threads: int = 1  # intra-op threads of each session
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+
+
+def session(net: str, settings: SessionSettings = SessionSettings(), folder: Path | None = None):
+    """An onnxruntime session of ``net``, exporting it first when the cache has no (loadable)
+    file for these weights and this exporter."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: a corrupt file is reported below, once
+
+    def load(model: str | bytes):
+        return ort.InferenceSession(model, options, providers=list(settings.providers))
+
+    path = model_path(net, folder)
+    if path.is_file():
+        try:
+            return load(str(path))
+        except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own, untyped, errors)
+            log.warning("MTCNN %s: cached ONNX file %s does not load (%s); exporting it again",
+                        net, path, str(exc).splitlines()[0][:200])
+    data = export(net)
+    try:
+        _write_atomically(path, data)
+    except OSError as exc:
+        log.warning("MTCNN %s: cannot write %s (%s); the export is kept in memory only", net,
+                    path, exc)
+    try:
+        return load(data)
+    except Exception as exc:  # noqa: BLE001 (as above)
+        raise UserError(f"MTCNN {net}: onnxruntime cannot load the exported network ({exc}); "
+                        f"use detector.backend=torch") from None

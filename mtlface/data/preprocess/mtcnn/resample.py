@@ -1,0 +1,66 @@
+"""Area resampling of many image regions at once, from integral images.
+
+facenet-pytorch resizes every candidate crop with ``interpolate(mode="area")`` (adaptive
+average pooling: output cell ``i`` of ``n`` averages input rows ``floor(i*h/n)`` to
+``ceil((i+1)*h/n)``), one crop at a time. Every such cell is a box sum, so one integral image
+per picture serves all crops: four gathers and a division, for every region in one call. The pixels are integers and so are the sums, which
+makes the result match the per-crop pooling to float rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def integral_images(images: np.ndarray) -> np.ndarray:
+    """``(B, H, W, C)`` uint8 -> ``(B, H+1, W+1, C)`` sums of everything above and left."""
+    b, h, w, c = images.shape
+    dtype = np.int32 if h * w * 255 < 2**31 else np.int64  # exact sums either way
+    out = np.zeros((b, h + 1, w + 1, c), dtype)
+    np.cumsum(images, axis=1, dtype=dtype, out=out[:, 1:, 1:])
+    np.cumsum(out[:, 1:, 1:], axis=2, out=out[:, 1:, 1:])
+    return out
+
+
+def _cells(start: np.ndarray, stop: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive-pooling cell edges of ``n`` cells over ``[start, stop)``, per region:
+    two ``(R, n)`` arrays of absolute indices."""
+    length = (stop - start)[:, None]
+    i = np.arange(n)[None, :]
+    lo = start[:, None] + (i * length) // n
+    hi = start[:, None] + -((-(i + 1) * length) // n)  # ceil division
+    return lo, hi
+
+
+def area_resample(integral: np.ndarray, image: np.ndarray, y0: np.ndarray, y1: np.ndarray,
+                  x0: np.ndarray, x1: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Regions ``[y0, y1) x [x0, x1)`` of images ``image`` (indices into ``integral``'s
+    batch), each resampled to ``height x width``: ``(R, C, height, width)`` float32."""
+    _, rows, cols, channels = integral.shape
+    flat = integral.reshape(-1, channels)
+    ya, yb = _cells(y0, y1, height)
+    xa, xb = _cells(x0, x1, width)
+    # Row offsets into the flattened batch: one ``take`` per corner is far cheaper than
+    # numpy's advanced indexing over three index arrays.
+    base = (image * rows)[:, None]
+    top, bottom = ((base + ya) * cols)[:, :, None], ((base + yb) * cols)[:, :, None]
+    left, right = xa[:, None, :], xb[:, None, :]
+    total = (flat.take(bottom + right, axis=0) - flat.take(top + right, axis=0)
+             - flat.take(bottom + left, axis=0) + flat.take(top + left, axis=0))
+    count = ((yb - ya)[:, :, None] * (xb - xa)[:, None, :])[..., None]
+    out = total.astype(np.float32) / count.astype(np.float32)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def resize_area(integral: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Whole images resampled to ``height x width`` (a pyramid level): ``(B, C, height,
+    width)`` float32. The cells of a whole image form a grid, so the box sums come from two
+    differences of gathered rows and columns instead of four gathers per cell."""
+    _, rows, cols, _ = integral.shape
+    ya, yb = _cells(np.zeros(1, np.int64), np.full(1, rows - 1), height)
+    xa, xb = _cells(np.zeros(1, np.int64), np.full(1, cols - 1), width)
+    strips = integral.take(yb[0], axis=1) - integral.take(ya[0], axis=1)
+    total = strips.take(xb[0], axis=2) - strips.take(xa[0], axis=2)
+    count = ((yb - ya)[0][:, None] * (xb - xa)[0][None, :])[..., None]
+    out = total.astype(np.float32) / count.astype(np.float32)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
