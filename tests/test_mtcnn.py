@@ -229,3 +229,17 @@ def test_on_the_gpu_the_same_faces(photos):
     worst = differences(gpu.detect(batch, landmarks=True), cpu)
     assert worst["box"] <= BOX_PX and worst["prob"] <= PROB
     assert not math.isnan(worst["landmark"])
+
+
+def test_detection_benchmark_part_compares_and_breaks_down():
+    from mtlface.bench import detection
+
+    rows = detection.run(detection.QUICK)
+    head, *stages = rows
+    assert head.at_least == detection.TARGET and head.value > 0 and head.ref_value > 0
+    ours = [r for r in stages if r.measured.startswith("onnx cascade")]
+    theirs = [r for r in stages if r.measured.startswith("facenet-pytorch")]
+    assert {r.measured.split(": ")[1].split(",")[0] for r in ours} >= {"pnet", "rnet", "onet"}
+    assert len(theirs) == 3
+    # The stages account for the cascade's time: nothing large is left out of the breakdown.
+    assert 0.7 * ours[0].ref_value <= sum(r.value for r in ours) <= 1.01 * ours[0].ref_value

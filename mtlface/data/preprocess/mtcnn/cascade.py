@@ -11,6 +11,7 @@ order (``networks.session`` wrapped by ``OnnxNetworks``, or anything else that c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from mtlface.data.preprocess.mtcnn.resample import area_resample, integral_image
 Network = Callable[[np.ndarray], Sequence[np.ndarray]]
 # Per image: boxes (n, 4) x1 y1 x2 y2, probabilities (n,), landmarks (n, 5, 2).
 Faces = tuple[np.ndarray, np.ndarray, np.ndarray]
-STAGE_NAMES = ("pyramid", "pnet", "proposals", "rnet_crops", "rnet", "onet_crops", "onet",
+STAGE_NAMES = ("pyramid", "pnet", "nms_boxes", "rnet_crops", "rnet", "onet_crops", "onet",
                "output")
 
 
@@ -106,7 +107,7 @@ def regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
 
 class Cascade:
     """``detect(images)``: the faces of each image of a ``(B, H, W, 3)`` uint8 batch.
-    ``timings``, when a dict, accumulates seconds per stage (``STAGE_NAMES``)."""
+    ``timings``, when a dict, accumulates seconds of ``clock`` per stage (``STAGE_NAMES``)."""
 
     def __init__(self, pnet: Network, rnet: Network, onet: Network, min_face_size: float = 20,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709) -> None:
@@ -115,36 +116,33 @@ class Cascade:
         self.thresholds = [float(t) for t in thresholds]
         self.factor = factor
         self.timings: dict[str, float] | None = None
+        self.clock: Callable[[], float] = time.perf_counter
 
     def _tick(self, stage: str, start: float) -> float:
-        import time
-
-        now = time.perf_counter()
+        now = self.clock()
         if self.timings is not None:
             self.timings[stage] = self.timings.get(stage, 0.0) + now - start
         return now
 
     def detect(self, images: np.ndarray) -> list[Faces]:
-        import time
-
         batch, height, width = images.shape[:3]
-        t = time.perf_counter()
+        t = self.clock()
         integral = integral_images(images)
         t = self._tick("pyramid", t)
         c = self._proposals(integral, height, width)
-        t = time.perf_counter()
+        t = self.clock()
         if len(c):
             c, reg = self._refine(c, integral, 24, self.rnet, self.thresholds[1], "rnet")
-            t = time.perf_counter()
+            t = self.clock()
             keep = nms(c, 0.7)
             c = c.take(keep)
             c.boxes = square(regress(c.boxes, reg[keep]))
-            t = self._tick("proposals", t)
+            t = self._tick("nms_boxes", t)
         points = np.zeros((0, 5, 2), np.float32)
         if len(c):
             c, (reg, marks) = self._refine(c, integral, 48, self.onet, self.thresholds[2],
                                            "onet", landmarks=True)
-            t = time.perf_counter()
+            t = self.clock()
             w = c.boxes[:, 2] - c.boxes[:, 0] + 1
             h = c.boxes[:, 3] - c.boxes[:, 1] + 1
             points = np.stack([w[:, None] * marks[:, :5] + c.boxes[:, :1] - 1,
@@ -162,11 +160,9 @@ class Cascade:
     def _proposals(self, integral: np.ndarray, height: int, width: int) -> Candidates:
         """P-Net over every pyramid level; NMS per level, then across levels; regressed and
         squared boxes."""
-        import time
-
         levels = []
         for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
-            t = time.perf_counter()
+            t = self.clock()
             pixels = resize_area(integral, int(height * scale + 1), int(width * scale + 1))
             t = self._tick("pyramid", t)
             reg, prob = self.pnet(normalise(pixels))
@@ -179,8 +175,8 @@ class Cascade:
                                image.astype(np.int64))
             keep = nms(level, 0.5)
             levels.append((level.take(keep), reg[image, :, y, x][keep]))
-            self._tick("proposals", t)
-        t = time.perf_counter()
+            self._tick("nms_boxes", t)
+        t = self.clock()
         c = Candidates(np.concatenate([lv.boxes for lv, _ in levels]),
                        np.concatenate([lv.scores for lv, _ in levels]),
                        np.concatenate([lv.image for lv, _ in levels]))
@@ -191,16 +187,14 @@ class Cascade:
         c.boxes = square(np.stack([c.boxes[:, 0] + reg[:, 0] * w, c.boxes[:, 1] + reg[:, 1] * h,
                                    c.boxes[:, 2] + reg[:, 2] * w, c.boxes[:, 3] + reg[:, 3] * h],
                                   axis=1))
-        self._tick("proposals", t)
+        self._tick("nms_boxes", t)
         return c
 
     def _refine(self, c: Candidates, integral: np.ndarray, size: int, network: Network,
                 threshold: float, name: str, landmarks: bool = False):
         """Crop every candidate (clipped to the image, as facenet-pytorch's ``pad``), resample
         to ``size``, score; keep those above ``threshold`` with their network outputs."""
-        import time
-
-        t = time.perf_counter()
+        t = self.clock()
         height, width = integral.shape[1] - 1, integral.shape[2] - 1
         edges = np.trunc(c.boxes).astype(np.int64)
         x0 = np.maximum(edges[:, 0], 1) - 1

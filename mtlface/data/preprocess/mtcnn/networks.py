@@ -14,6 +14,7 @@ Cache folder: ``$MTLFACE_DATA_DIR/models/mtcnn`` when set, else ``$XDG_CACHE_HOM
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import logging
 import os
@@ -43,9 +44,12 @@ def cache_dir() -> Path:
 
 
 def weights_file(net: str) -> Path:
-    import facenet_pytorch
-
-    return Path(facenet_pytorch.__file__).parent / "data" / f"{net}.pt"
+    # Found without importing facenet_pytorch (~1 s of imports), needed only to export.
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("detector=mtcnn needs facenet-pytorch (pip install facenet-pytorch "
+                        "--no-deps), which holds the MTCNN weights")
+    return Path(spec.submodule_search_locations[0]) / "data" / f"{net}.pt"
 
 
 def export_key(net: str) -> str:
