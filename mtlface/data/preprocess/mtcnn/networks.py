@@ -28,11 +28,19 @@ from mtlface.errors import UserError
 log = logging.getLogger(__name__)
 
 OPSET = 17
-EXPORT_FORMAT = 1  # bump when the export below changes what a given torch version writes
+EXPORT_FORMAT = 3  # bump when the export below changes what a given torch version writes
 NETS = ("pnet", "rnet", "onet")
 # Output names in the order facenet-pytorch's modules return them.
 OUTPUTS = {"pnet": ("reg", "prob"), "rnet": ("reg", "prob"), "onet": ("reg", "points", "prob")}
 INPUT_SIZE = {"pnet": 12, "rnet": 24, "onet": 48}
+# The PReLUs on feature maps (the others follow a dense layer).
+MAP_PRELUS = {"pnet": ("prelu1", "prelu2", "prelu3"), "rnet": ("prelu1", "prelu2", "prelu3"),
+              "onet": ("prelu1", "prelu2", "prelu3", "prelu4")}
+# Convolutions whose channel count is no multiple of 16 (P-Net's 10, R-Net's 28), with the
+# PReLU and the convolution after them: (conv, prelu, next conv).
+UNEVEN = {"pnet": (("conv1", "prelu1", "conv2"),), "rnet": (("conv1", "prelu1", "conv2"),),
+          "onet": ()}
+CHANNEL_BLOCK = 16  # onnxruntime's blocked layout on AVX-512 (8 on AVX2 divides it)
 
 
 def cache_dir() -> Path:
@@ -61,6 +69,62 @@ def export_key(net: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def _scale(weights):
+    """A per-channel multiplication as an inference-mode BatchNorm (mean 0, variance 1)."""
+    import torch
+
+    norm = torch.nn.BatchNorm2d(len(weights), eps=0.0).eval()
+    with torch.no_grad():
+        norm.weight.copy_(weights)
+        norm.bias.zero_()
+        norm.running_mean.zero_()
+        norm.running_var.fill_(1.0)
+    return norm
+
+
+def _channel_prelu(prelu):
+    """``prelu(y) = (1 - a) * relu(y) + a * y`` with the products as BatchNorms:
+    onnxruntime folds them into its blocked-layout convolutions, while a PRelu node makes it
+    convert the layout back and forth around a slow broadcast (R- and O-Net run 30-40 %
+    faster; outputs agree to ~1e-6)."""
+    import torch
+
+    class ChannelPReLU(torch.nn.Module):
+        def __init__(self, slope):
+            super().__init__()
+            self.positive, self.linear = _scale(1 - slope), _scale(slope)
+
+        def forward(self, x):
+            return self.positive(torch.relu(x)) + self.linear(x)
+
+    return ChannelPReLU(prelu.weight.detach().clone())
+
+
+def _pad_channels(module, conv: str, prelu: str, following: str) -> None:
+    """Give ``conv`` a multiple of ``CHANNEL_BLOCK`` output channels: the extra ones have zero
+    weights, bias and slope, and ``following`` ignores them (zero weights), so the outputs
+    are unchanged; onnxruntime then keeps the whole network in its blocked layout (R-Net runs
+    ~25 % faster)."""
+    import torch
+
+    first, second = getattr(module, conv), getattr(module, following)
+    old = first.out_channels
+    new = -(-old // CHANNEL_BLOCK) * CHANNEL_BLOCK
+    widened = torch.nn.Conv2d(first.in_channels, new, first.kernel_size, first.stride)
+    fed = torch.nn.Conv2d(new, second.out_channels, second.kernel_size, second.stride)
+    slope = torch.nn.PReLU(new)
+    with torch.no_grad():
+        for layer in (widened, fed, slope):
+            for tensor in layer.parameters():
+                tensor.zero_()
+        widened.weight[:old], widened.bias[:old] = first.weight, first.bias
+        fed.weight[:, :old], fed.bias[:] = second.weight, second.bias
+        slope.weight[:old] = getattr(module, prelu).weight
+    setattr(module, conv, widened)
+    setattr(module, following, fed)
+    setattr(module, prelu, slope)
+
+
 def export(net: str) -> bytes:
     """The network as ONNX bytes. P-Net is fully convolutional: height and width are
     dynamic (one session serves every pyramid level); the batch is dynamic for all three."""
@@ -68,6 +132,10 @@ def export(net: str) -> bytes:
     from facenet_pytorch.models import mtcnn as facenet
 
     module = {"pnet": facenet.PNet, "rnet": facenet.RNet, "onet": facenet.ONet}[net]().eval()
+    for layers in UNEVEN[net]:
+        _pad_channels(module, *layers)
+    for name in MAP_PRELUS[net]:
+        setattr(module, name, _channel_prelu(getattr(module, name)))
     size = INPUT_SIZE[net]
     axes = {0: "n", 2: "h", 3: "w"} if net == "pnet" else {0: "n"}
     dynamic = {"image": axes, **{name: {0: "n"} for name in OUTPUTS[net]}}
