@@ -142,6 +142,21 @@ def test_min_nms_keeps_what_facenet_pytorch_keeps():
     np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("net", networks.NETS)
+def test_exported_networks_compute_what_facenet_pytorchs_do(net):
+    """The export rewrites PReLUs and pads channels for speed: the outputs must not move."""
+    from facenet_pytorch.models import mtcnn as facenet
+
+    module = {"pnet": facenet.PNet, "rnet": facenet.RNet, "onet": facenet.ONet}[net]().eval()
+    size = {"pnet": 37, "rnet": 24, "onet": 48}[net]
+    pixels = np.random.default_rng(2).uniform(-1, 1, (5, 3, size, size)).astype(np.float32)
+    ours = networks.session(net).run(None, {"image": pixels})
+    with torch.no_grad():
+        theirs = module(torch.from_numpy(pixels))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b.numpy(), rtol=0, atol=1e-4)
+
+
 def test_networks_are_exported_once_and_again_for_other_weights_or_exporter(
         onnx_cache, monkeypatch):
     networks.session("rnet")
