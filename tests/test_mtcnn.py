@@ -232,6 +232,21 @@ def test_tiny_black_grey_and_rgba_images(photos, backend):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_an_image_smaller_than_the_smallest_face_is_a_skip(backend):
+    """At full resolution (``detect_size: null``) a 15 px image has no pyramid level for
+    20 px faces: a counted skip, and no faces for the finder."""
+    small = np.full((15, 40, 3), 128, np.uint8)
+    detector = MTCNNDetector(detect_size=None, backend=backend)
+    assert detector.detect([small], [{}]) == [Skipped("image smaller than "
+                                                      "detector.min_face_size")]
+    finder = FaceFinder(FaceSettings({"backend": backend, "detect_size": None}))
+    assert finder.find(small) == []
+    cascade = backends.onnx_mtcnn(20, (0.6, 0.7, 0.7), 0.709).cascade
+    boxes, probs, points = cascade.detect(small[None])[0]
+    assert boxes.shape == (0, 4) and probs.shape == (0,) and points.shape == (0, 5, 2)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_on_the_gpu_the_same_faces(photos):
     batch = canvases(photos)

@@ -92,7 +92,8 @@ class FaceFinder(MTCNNDetector):
             if min(image.shape[:2]) < 12:  # below MTCNN's smallest window
                 continue
             canvases[i], scales[i] = self._canvas(image)
-            groups.setdefault(canvases[i].shape, []).append(i)
+            if min(canvases[i].shape[:2]) >= self.min_face_size:  # else: no pyramid, no face
+                groups.setdefault(canvases[i].shape, []).append(i)
         for members in groups.values():
             boxes, probs, points = self._mtcnn.detect(np.stack([canvases[i] for i in members]),
                                                       landmarks=True)

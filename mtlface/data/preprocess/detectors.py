@@ -162,6 +162,9 @@ class MTCNNDetector:
             canvas, scale = self._canvas(image)
             inputs.append(canvas)
             scales.append(scale)
+            if min(canvas.shape[:2]) < self.min_face_size:  # the pyramid would be empty
+                results[i] = Skipped("image smaller than detector.min_face_size")
+                continue
             groups.setdefault(canvas.shape, []).append(i)
         for members in groups.values():
             boxes, probs, points = self._mtcnn.detect(np.stack([inputs[i] for i in members]),

@@ -177,6 +177,9 @@ class Cascade:
             levels.append((level.take(keep), reg[image, :, y, x][keep]))
             self._tick("nms_boxes", t)
         t = self.clock()
+        if not levels:  # images smaller than min_face_size: no pyramid level at all
+            return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                              np.zeros(0, np.int64))
         c = Candidates(np.concatenate([lv.boxes for lv, _ in levels]),
                        np.concatenate([lv.scores for lv, _ in levels]),
                        np.concatenate([lv.image for lv, _ in levels]))
