@@ -123,7 +123,8 @@ def test_area_resample_matches_torch_area_interpolation():
             np.testing.assert_allclose(ours[k], ref[0].numpy(), rtol=0, atol=1e-4)
     for h, w in ((31, 43), (12, 12), (60, 90)):  # pyramid levels, smaller and larger
         ref = torch.nn.functional.interpolate(tensor, size=(h, w), mode="area").numpy()
-        np.testing.assert_allclose(resize_area(integral, h, w), ref, rtol=0, atol=1e-4)
+        planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))
+        np.testing.assert_allclose(resize_area(planes, h, w), ref, rtol=0, atol=1e-4)
 
 
 def test_min_nms_keeps_what_facenet_pytorch_keeps():

@@ -44,7 +44,10 @@ class Candidates:
 
 
 def normalise(pixels: np.ndarray) -> np.ndarray:
-    return (pixels - np.float32(127.5)) * np.float32(0.0078125)
+    """MTCNN's input scaling, in place (the resampled pixels are a fresh array)."""
+    pixels -= np.float32(127.5)
+    pixels *= np.float32(0.0078125)
+    return pixels
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
@@ -128,8 +131,9 @@ class Cascade:
         batch, height, width = images.shape[:3]
         t = self.clock()
         integral = integral_images(images)
+        planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))  # levels: channel-first
         t = self._tick("pyramid", t)
-        c = self._proposals(integral, height, width)
+        c = self._proposals(planes, height, width)
         t = self.clock()
         if len(c):
             c, reg = self._refine(c, integral, 24, self.rnet, self.thresholds[1], "rnet")
@@ -157,13 +161,13 @@ class Cascade:
         self._tick("output", t)
         return out
 
-    def _proposals(self, integral: np.ndarray, height: int, width: int) -> Candidates:
+    def _proposals(self, planes: np.ndarray, height: int, width: int) -> Candidates:
         """P-Net over every pyramid level; NMS per level, then across levels; regressed and
         squared boxes."""
         levels = []
         for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
             t = self.clock()
-            pixels = resize_area(integral, int(height * scale + 1), int(width * scale + 1))
+            pixels = resize_area(planes, int(height * scale + 1), int(width * scale + 1))
             t = self._tick("pyramid", t)
             reg, prob = self.pnet(normalise(pixels))
             t = self._tick("pnet", t)

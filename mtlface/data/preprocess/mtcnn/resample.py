@@ -57,15 +57,15 @@ def area_resample(integral: np.ndarray, image: np.ndarray, y0: np.ndarray, y1: n
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
-def resize_area(integral: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Whole images resampled to ``height x width`` (a pyramid level): ``(B, C, height,
-    width)`` float32. The cells of a whole image form a grid, so the box sums come from two
-    differences of gathered rows and columns instead of four gathers per cell."""
-    _, rows, cols, _ = integral.shape
+def resize_area(planes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Whole images resampled to ``height x width`` (a pyramid level) from channel-first
+    integral images ``(B, C, H+1, W+1)``: ``(B, C, height, width)`` float32. The cells of a
+    whole image form a grid, so the box sums come from two differences of gathered rows and
+    columns instead of four gathers per cell."""
+    rows, cols = planes.shape[2:]
     ya, yb = _cells(np.zeros(1, np.int64), np.full(1, rows - 1), height)
     xa, xb = _cells(np.zeros(1, np.int64), np.full(1, cols - 1), width)
-    strips = integral.take(yb[0], axis=1) - integral.take(ya[0], axis=1)
-    total = strips.take(xb[0], axis=2) - strips.take(xa[0], axis=2)
-    count = ((yb - ya)[0][:, None] * (xb - xa)[0][None, :])[..., None]
-    out = total.astype(np.float32) / count.astype(np.float32)
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    strips = planes.take(yb[0], axis=2) - planes.take(ya[0], axis=2)
+    out = (strips.take(xb[0], axis=3) - strips.take(xa[0], axis=3)).astype(np.float32)
+    out /= ((yb - ya)[0][:, None] * (xb - xa)[0][None, :]).astype(np.float32)
+    return out
