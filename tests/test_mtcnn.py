@@ -15,7 +15,14 @@ from PIL import Image
 from mtlface.data.preprocess import CropSpec, MTCNNDetector, Skipped
 from mtlface.data.preprocess.cache import cache_settings, settings_key
 from mtlface.data.preprocess.mtcnn import backends, networks
-from mtlface.data.preprocess.mtcnn.cascade import Candidates, nms_min
+from mtlface.data.preprocess.mtcnn.cascade import (
+    Candidates,
+    content_extent,
+    nms_min,
+    normalise,
+    pyramid_scales,
+    window_span,
+)
 from mtlface.data.preprocess.mtcnn.resample import area_resample, integral_images, resize_area
 from mtlface.errors import ConfigError, UserError
 from mtlface.predict.faces import FaceFinder, FaceSettings
@@ -96,6 +103,35 @@ def test_same_faces_with_other_settings_and_at_full_resolution(photos):
     hopper = photos["grace_hopper"][None]
     worst = differences(*detect_both(hopper))
     assert worst["faces"] == 1 and worst["box"] <= BOX_PX and worst["prob"] <= PROB
+
+
+def test_zero_padding_is_skipped_without_changing_a_proposal(photos):
+    """Canvases of non-square photos are partly zero padding, which P-Net skips: the proposals
+    must be exactly those of the whole pyramid, and the faces those of facenet-pytorch."""
+    wide = np.concatenate([photos["astronaut"], photos["grace_hopper"][:512]], axis=1)
+    cascade = backends.onnx_mtcnn(20, (0.6, 0.7, 0.7), 0.709).cascade
+    assert cascade.blank_windows_pass()
+    for photo in (wide, photos["grace_hopper"]):
+        batch = canvases({"photo": photo})
+        extent = content_extent(batch)
+        assert min(extent) < 320  # there is padding to skip
+        planes = np.ascontiguousarray(integral_images(batch).transpose(0, 3, 1, 2))
+        blank = cascade.pnet(normalise(np.zeros((1, 3, 12, 12), np.float32)))[1][0, 1, 0, 0]
+        for scale in pyramid_scales(320, 320, 20, 0.709):
+            size = int(320 * scale + 1), int(320 * scale + 1)
+            rows, cols = window_span(size[0], 320, extent[0]), window_span(size[1], 320, extent[1])
+            whole = cascade.pnet(normalise(resize_area(planes, *size)))[1][:, 1]
+            seen = cascade.pnet(normalise(resize_area(planes, *size, rows, cols)))[1][:, 1]
+            h, w = seen.shape[1:]
+            np.testing.assert_allclose(seen, whole[:, :h, :w], rtol=0, atol=1e-6)
+            beyond = np.concatenate([whole[:, h:].ravel(), whole[:, :h, w:].ravel()])
+            np.testing.assert_allclose(beyond, blank, rtol=0, atol=1e-6)  # blank windows only
+        skipped = cascade._proposals(planes, 320, 320, extent)
+        everything = cascade._proposals(planes, 320, 320, (320, 320))
+        np.testing.assert_array_equal(skipped.boxes, everything.boxes)
+        np.testing.assert_array_equal(skipped.scores, everything.scores)
+        worst = differences(*detect_both(batch))
+        assert worst["faces"] >= 1 and worst["box"] <= SAME_ARITHMETIC_PX
 
 
 def test_detector_backends_choose_the_same_face(photos):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms
 
+from mtlface.data.preprocess.mtcnn import resample
 from mtlface.data.preprocess.mtcnn.resample import area_resample, integral_images, resize_area
 
 Network = Callable[[np.ndarray], Sequence[np.ndarray]]
@@ -61,6 +62,25 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
         scale *= factor
         side *= factor
     return scales
+
+
+def content_extent(images: np.ndarray) -> tuple[int, int]:
+    """Rows and columns up to the last one holding a nonzero pixel in any image of the batch:
+    a canvas padded with zeros to a square has nothing beyond them."""
+    rows = np.flatnonzero(images.any(axis=(0, 2, 3)))
+    cols = np.flatnonzero(images.any(axis=(0, 1, 3)))
+    return (int(rows[-1]) + 1 if len(rows) else 0, int(cols[-1]) + 1 if len(cols) else 0)
+
+
+def window_span(level: int, source: int, content: int) -> int:
+    """How many rows (or columns) of a pyramid level P-Net has to see when the source rows from
+    ``content`` on are all zero: every 12-px window (stride 2) that touches a level row made
+    from nonzero rows, and no more. An even count minus the 3x3 convolution keeps P-Net's
+    ceil-mode pooling from meeting a partial window, so the outputs it computes equal those of
+    the whole level; 0 when no row holds anything."""
+    starts, _ = resample.cells(np.zeros(1, np.int64), np.full(1, source), level)
+    last = int(np.count_nonzero(starts[0] < content)) - 1
+    return 0 if last < 0 else min(level, 2 * (last // 2) + 12)
 
 
 def nms(c: Candidates, threshold: float) -> np.ndarray:
@@ -120,6 +140,15 @@ class Cascade:
         self.factor = factor
         self.timings: dict[str, float] | None = None
         self.clock: Callable[[], float] = time.perf_counter
+        self._skip_blank: bool | None = None  # see blank_windows_pass
+
+    def blank_windows_pass(self) -> bool:
+        """Whether P-Net rejects an all-zero window: then the zero padding of the canvases
+        holds no proposal and P-Net can skip it (``window_span``)."""
+        if self._skip_blank is None:
+            blank = normalise(np.zeros((1, 3, 12, 12), np.float32))
+            self._skip_blank = float(self.pnet(blank)[1][0, 1, 0, 0]) < self.thresholds[0]
+        return self._skip_blank
 
     def _tick(self, stage: str, start: float) -> float:
         now = self.clock()
@@ -132,8 +161,9 @@ class Cascade:
         t = self.clock()
         integral = integral_images(images)
         planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))  # levels: channel-first
+        extent = content_extent(images) if self.blank_windows_pass() else (height, width)
         t = self._tick("pyramid", t)
-        c = self._proposals(planes, height, width)
+        c = self._proposals(planes, height, width, extent)
         t = self.clock()
         if len(c):
             c, reg = self._refine(c, integral, 24, self.rnet, self.thresholds[1], "rnet")
@@ -161,13 +191,19 @@ class Cascade:
         self._tick("output", t)
         return out
 
-    def _proposals(self, planes: np.ndarray, height: int, width: int) -> Candidates:
-        """P-Net over every pyramid level; NMS per level, then across levels; regressed and
-        squared boxes."""
+    def _proposals(self, planes: np.ndarray, height: int, width: int,
+                   extent: tuple[int, int]) -> Candidates:
+        """P-Net over every pyramid level (the part of it that is not zero padding); NMS per
+        level, then across levels; regressed and squared boxes."""
         levels = []
         for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
             t = self.clock()
-            pixels = resize_area(planes, int(height * scale + 1), int(width * scale + 1))
+            size = int(height * scale + 1), int(width * scale + 1)
+            rows = window_span(size[0], height, extent[0])
+            cols = window_span(size[1], width, extent[1])
+            if not rows or not cols:  # nothing but zeros: no proposal
+                continue
+            pixels = resize_area(planes, *size, rows, cols)
             t = self._tick("pyramid", t)
             reg, prob = self.pnet(normalise(pixels))
             t = self._tick("pnet", t)

@@ -27,7 +27,7 @@ def integral_images(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cells(start: np.ndarray, stop: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def cells(start: np.ndarray, stop: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Adaptive-pooling cell edges of ``n`` cells over ``[start, stop)``, per region:
     two ``(R, n)`` arrays of absolute indices."""
     length = (stop - start)[:, None]
@@ -43,8 +43,8 @@ def area_resample(integral: np.ndarray, image: np.ndarray, y0: np.ndarray, y1: n
     batch), each resampled to ``height x width``: ``(R, C, height, width)`` float32."""
     _, rows, cols, channels = integral.shape
     flat = integral.reshape(-1, channels)
-    ya, yb = _cells(y0, y1, height)
-    xa, xb = _cells(x0, x1, width)
+    ya, yb = cells(y0, y1, height)
+    xa, xb = cells(x0, x1, width)
     # Row offsets into the flattened batch: one ``take`` per corner is far cheaper than
     # numpy's advanced indexing over three index arrays.
     base = (image * rows)[:, None]
@@ -57,14 +57,16 @@ def area_resample(integral: np.ndarray, image: np.ndarray, y0: np.ndarray, y1: n
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
-def resize_area(planes: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_area(planes: np.ndarray, height: int, width: int, rows: int | None = None,
+                cols: int | None = None) -> np.ndarray:
     """Whole images resampled to ``height x width`` (a pyramid level) from channel-first
-    integral images ``(B, C, H+1, W+1)``: ``(B, C, height, width)`` float32. The cells of a
-    whole image form a grid, so the box sums come from two differences of gathered rows and
-    columns instead of four gathers per cell."""
-    rows, cols = planes.shape[2:]
-    ya, yb = _cells(np.zeros(1, np.int64), np.full(1, rows - 1), height)
-    xa, xb = _cells(np.zeros(1, np.int64), np.full(1, cols - 1), width)
+    integral images ``(B, C, H+1, W+1)``: ``(B, C, height, width)`` float32, or only its first
+    ``rows`` and ``cols``. The cells of a whole image form a grid, so the box sums come from two
+    differences of gathered rows and columns instead of four gathers per cell."""
+    ya, yb = (e[:, :rows] for e in cells(np.zeros(1, np.int64),
+                                           np.full(1, planes.shape[2] - 1), height))
+    xa, xb = (e[:, :cols] for e in cells(np.zeros(1, np.int64),
+                                           np.full(1, planes.shape[3] - 1), width))
     strips = planes.take(yb[0], axis=2) - planes.take(ya[0], axis=2)
     out = (strips.take(xb[0], axis=3) - strips.take(xa[0], axis=3)).astype(np.float32)
     out /= ((yb - ya)[0][:, None] * (xb - xa)[0][None, :]).astype(np.float32)
