@@ -113,9 +113,13 @@ def test_zero_padding_is_skipped_without_changing_a_proposal(photos):
     assert cascade.blank_windows_pass()
     for photo in (wide, photos["grace_hopper"]):
         batch = canvases({"photo": photo})
-        extent = content_extent(batch)
+        integral = integral_images(batch)
+        extent = content_extent(integral)
+        filled_rows = np.flatnonzero(batch.any(axis=(0, 2, 3)))
+        filled_cols = np.flatnonzero(batch.any(axis=(0, 1, 3)))
+        assert extent == (filled_rows[-1] + 1, filled_cols[-1] + 1)
         assert min(extent) < 320  # there is padding to skip
-        planes = np.ascontiguousarray(integral_images(batch).transpose(0, 3, 1, 2))
+        planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))
         blank = cascade.pnet(normalise(np.zeros((1, 3, 12, 12), np.float32)))[1][0, 1, 0, 0]
         for scale in pyramid_scales(320, 320, 20, 0.709):
             size = int(320 * scale + 1), int(320 * scale + 1)

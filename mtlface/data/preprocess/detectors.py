@@ -127,7 +127,7 @@ class MTCNNDetector:
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"detector.backend must be one of {tuple(BACKENDS)}, got "
-                            f"{backend!r}")
+                              f"{backend!r}")
         if pick not in self.PICKS:
             raise ValueError(f"detector.pick must be one of {self.PICKS}, got {pick!r}")
         if detect_size is not None and detect_size < 48:

@@ -1,12 +1,12 @@
 """MTCNN's cascade (P-Net proposals over an image pyramid, R-Net refinement, O-Net boxes and
 landmarks) for a batch of equal-sized images, with the arithmetic of facenet-pytorch's
 ``detect_face`` (same thresholds, regressions, NMS and rounding, so the same faces) but without
-its per-box Python: pyramid levels and crops are resampled from integral images (``resample``), the
-networks run once per stage (P-Net once per pyramid level) for the whole batch, and NMS is
-``torchvision.ops.batched_nms``.
+its per-box Python: pyramid levels and crops are resampled from integral images
+(``resample``), the networks run once per stage (P-Net once per pyramid level) for the whole
+batch, P-Net skips the zero padding of the canvases, and NMS is ``torchvision.ops.batched_nms``.
 
 Networks are callables ``(N, 3, h, w) float32 -> tuple of arrays`` in facenet-pytorch's output
-order (``networks.session`` wrapped by ``OnnxNetworks``, or anything else that computes them).
+order (``backends.OnnxNetwork``, or anything else that computes them).
 """
 
 from __future__ import annotations
@@ -64,11 +64,12 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
     return scales
 
 
-def content_extent(images: np.ndarray) -> tuple[int, int]:
-    """Rows and columns up to the last one holding a nonzero pixel in any image of the batch:
-    a canvas padded with zeros to a square has nothing beyond them."""
-    rows = np.flatnonzero(images.any(axis=(0, 2, 3)))
-    cols = np.flatnonzero(images.any(axis=(0, 1, 3)))
+def content_extent(integral: np.ndarray) -> tuple[int, int]:
+    """Rows and columns up to the last one holding a nonzero pixel in any image of the batch
+    (from its integral images: a row's pixels add up to more than zero): a canvas padded with
+    zeros to a square has nothing beyond them."""
+    rows = np.flatnonzero(np.diff(integral[:, :, -1].sum(axis=(0, 2), dtype=np.int64)))
+    cols = np.flatnonzero(np.diff(integral[:, -1].sum(axis=(0, 2), dtype=np.int64)))
     return (int(rows[-1]) + 1 if len(rows) else 0, int(cols[-1]) + 1 if len(cols) else 0)
 
 
@@ -161,7 +162,7 @@ class Cascade:
         t = self.clock()
         integral = integral_images(images)
         planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))  # levels: channel-first
-        extent = content_extent(images) if self.blank_windows_pass() else (height, width)
+        extent = content_extent(integral) if self.blank_windows_pass() else (height, width)
         t = self._tick("pyramid", t)
         c = self._proposals(planes, height, width, extent)
         t = self.clock()
