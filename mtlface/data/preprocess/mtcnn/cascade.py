@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torchvision.ops import batched_nms
+from torchvision.ops import nms as nms_one
 
 from mtlface.data.preprocess.mtcnn import resample
 from mtlface.data.preprocess.mtcnn.resample import area_resample, integral_images, resize_area
@@ -79,8 +80,8 @@ def window_span(level: int, source: int, content: int) -> int:
     from nonzero rows, and no more. An even count minus the 3x3 convolution keeps P-Net's
     ceil-mode pooling from meeting a partial window, so the outputs it computes equal those of
     the whole level; 0 when no row holds anything."""
-    starts, _ = resample.cells(np.zeros(1, np.int64), np.full(1, source), level)
-    last = int(np.count_nonzero(starts[0] < content)) - 1
+    starts, _ = resample.grid_cells(source, level)
+    last = int(np.count_nonzero(starts < content)) - 1
     return 0 if last < 0 else min(level, 2 * (last // 2) + 12)
 
 
@@ -88,9 +89,10 @@ def nms(c: Candidates, threshold: float) -> np.ndarray:
     """Kept indices (by descending score) of IoU NMS within each image."""
     if not len(c):
         return np.zeros(0, np.int64)
-    keep = batched_nms(torch.from_numpy(c.boxes), torch.from_numpy(c.scores),
-                       torch.from_numpy(c.image), threshold)
-    return keep.numpy()
+    boxes, scores = torch.from_numpy(c.boxes), torch.from_numpy(c.scores)
+    if c.image[0] == c.image[-1] and (c.image == c.image[0]).all():  # one image: no offsets
+        return nms_one(boxes, scores, threshold).numpy()
+    return batched_nms(boxes, scores, torch.from_numpy(c.image), threshold).numpy()
 
 
 def nms_min(c: Candidates, threshold: float) -> np.ndarray:

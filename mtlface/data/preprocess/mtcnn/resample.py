@@ -9,6 +9,8 @@ makes the result match the per-crop pooling to float rounding.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -57,17 +59,24 @@ def area_resample(integral: np.ndarray, image: np.ndarray, y0: np.ndarray, y1: n
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
+@functools.lru_cache(maxsize=256)
+def grid_cells(source: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``cells`` of a whole side of ``source`` pixels, for every pyramid level of a canvas
+    size (read-only, shared)."""
+    lo, hi = (e[0] for e in cells(np.zeros(1, np.int64), np.full(1, source), n))
+    lo.flags.writeable = hi.flags.writeable = False
+    return lo, hi
+
+
 def resize_area(planes: np.ndarray, height: int, width: int, rows: int | None = None,
                 cols: int | None = None) -> np.ndarray:
     """Whole images resampled to ``height x width`` (a pyramid level) from channel-first
     integral images ``(B, C, H+1, W+1)``: ``(B, C, height, width)`` float32, or only its first
     ``rows`` and ``cols``. The cells of a whole image form a grid, so the box sums come from two
     differences of gathered rows and columns instead of four gathers per cell."""
-    ya, yb = (e[:, :rows] for e in cells(np.zeros(1, np.int64),
-                                           np.full(1, planes.shape[2] - 1), height))
-    xa, xb = (e[:, :cols] for e in cells(np.zeros(1, np.int64),
-                                           np.full(1, planes.shape[3] - 1), width))
-    strips = planes.take(yb[0], axis=2) - planes.take(ya[0], axis=2)
-    out = (strips.take(xb[0], axis=3) - strips.take(xa[0], axis=3)).astype(np.float32)
-    out /= ((yb - ya)[0][:, None] * (xb - xa)[0][None, :]).astype(np.float32)
+    ya, yb = (e[:rows] for e in grid_cells(planes.shape[2] - 1, height))
+    xa, xb = (e[:cols] for e in grid_cells(planes.shape[3] - 1, width))
+    strips = planes.take(yb, axis=2) - planes.take(ya, axis=2)
+    out = (strips.take(xb, axis=3) - strips.take(xa, axis=3)).astype(np.float32)
+    out /= ((yb - ya)[:, None] * (xb - xa)[None, :]).astype(np.float32)
     return out
