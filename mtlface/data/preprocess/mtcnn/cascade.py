@@ -6,7 +6,8 @@ its per-box Python: pyramid levels and crops are resampled from integral images
 batch, P-Net skips the zero padding of the canvases, and NMS is ``torchvision.ops.batched_nms``.
 
 Networks are callables ``(N, 3, h, w) float32 -> tuple of arrays`` in facenet-pytorch's output
-order (``backends.OnnxNetwork``, or anything else that computes them).
+order (``backends.OnnxNetwork``, or anything else that computes them); the last channel of a
+probability output is the face's.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class Cascade:
         holds no proposal and P-Net can skip it (``window_span``)."""
         if self._skip_blank is None:
             blank = normalise(np.zeros((1, 3, 12, 12), np.float32))
-            self._skip_blank = float(self.pnet(blank)[1][0, 1, 0, 0]) < self.thresholds[0]
+            self._skip_blank = float(self.pnet(blank)[1][0, -1, 0, 0]) < self.thresholds[0]
         return self._skip_blank
 
     def _tick(self, stage: str, start: float) -> float:
@@ -210,11 +211,11 @@ class Cascade:
             t = self._tick("pyramid", t)
             reg, prob = self.pnet(normalise(pixels))
             t = self._tick("pnet", t)
-            image, y, x = np.nonzero(prob[:, 1] >= self.thresholds[0])
+            image, y, x = np.nonzero(prob[:, -1] >= self.thresholds[0])
             cell = np.stack([x, y], axis=1).astype(np.float32)
             q1 = np.floor((2 * cell + 1) / np.float32(scale))
             q2 = np.floor((2 * cell + 12) / np.float32(scale))
-            level = Candidates(np.concatenate([q1, q2], axis=1), prob[image, 1, y, x],
+            level = Candidates(np.concatenate([q1, q2], axis=1), prob[image, -1, y, x],
                                image.astype(np.int64))
             keep = nms(level, 0.5)
             levels.append((level.take(keep), reg[image, :, y, x][keep]))

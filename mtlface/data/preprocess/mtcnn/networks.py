@@ -28,9 +28,10 @@ from mtlface.errors import UserError
 log = logging.getLogger(__name__)
 
 OPSET = 17
-EXPORT_FORMAT = 3  # bump when the export below changes what a given torch version writes
+EXPORT_FORMAT = 4  # bump when the export below changes what a given torch version writes
 NETS = ("pnet", "rnet", "onet")
-# Output names in the order facenet-pytorch's modules return them.
+# Output names in the order facenet-pytorch's modules return them (P-Net's prob: the face
+# channel alone, see _pnet_face_head).
 OUTPUTS = {"pnet": ("reg", "prob"), "rnet": ("reg", "prob"), "onet": ("reg", "points", "prob")}
 INPUT_SIZE = {"pnet": 12, "rnet": 24, "onet": 48}
 # The PReLUs on feature maps (the others follow a dense layer).
@@ -125,6 +126,31 @@ def _pad_channels(module, conv: str, prelu: str, following: str) -> None:
     setattr(module, prelu, slope)
 
 
+def _pnet_face_head(module):
+    """P-Net with its two 1x1 heads as one convolution and the two-way softmax as a sigmoid
+    of the logit difference (the same probability, to ~1e-6): ``prob`` holds the face
+    probability alone, one channel; ~10 % faster, P-Net's maps being the cascade's largest."""
+    import torch
+
+    class FaceHead(torch.nn.Module):
+        def __init__(self, pnet):
+            super().__init__()
+            self.pnet = pnet
+            face, reg = pnet.conv4_1, pnet.conv4_2
+            self.head = torch.nn.Conv2d(reg.in_channels, 5, 1)
+            with torch.no_grad():
+                self.head.weight.copy_(torch.cat([face.weight[1:] - face.weight[:1], reg.weight]))
+                self.head.bias.copy_(torch.cat([face.bias[1:] - face.bias[:1], reg.bias]))
+
+        def forward(self, x):
+            p = self.pnet
+            x = p.prelu3(p.conv3(p.prelu2(p.conv2(p.pool1(p.prelu1(p.conv1(x)))))))
+            out = self.head(x)
+            return out[:, 1:], torch.sigmoid(out[:, :1])
+
+    return FaceHead(module)
+
+
 def export(net: str) -> bytes:
     """The network as ONNX bytes. P-Net is fully convolutional: height and width are
     dynamic (one session serves every pyramid level); the batch is dynamic for all three."""
@@ -136,6 +162,8 @@ def export(net: str) -> bytes:
         _pad_channels(module, *layers)
     for name in MAP_PRELUS[net]:
         setattr(module, name, _channel_prelu(getattr(module, name)))
+    if net == "pnet":
+        module = _pnet_face_head(module).eval()
     size = INPUT_SIZE[net]
     axes = {0: "n", 2: "h", 3: "w"} if net == "pnet" else {0: "n"}
     dynamic = {"image": axes, **{name: {0: "n"} for name in OUTPUTS[net]}}
