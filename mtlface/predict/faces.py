@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageOps
 
 from mtlface.data.preprocess.crop import CropSpec, crop_face
-from mtlface.data.preprocess.detectors import Face, MTCNNDetector
+from mtlface.data.preprocess.detectors import Face, MTCNNDetector, as_rgb
 from mtlface.data.preprocess.images import ImageError, load_rgb
 from mtlface.predict.errors import ImageInputError
 
@@ -69,7 +69,7 @@ class FaceFinder(MTCNNDetector):
     one face per image and skips ambiguous ones; a photo to annotate has any number)."""
 
     def __init__(self, settings: FaceSettings, device: str = "cpu") -> None:
-        known = {"min_face_size", "thresholds", "factor", "detect_size", "min_score"}
+        known = {"min_face_size", "thresholds", "factor", "detect_size", "min_score", "backend"}
         # pick and max_second_score choose one face per labelled image: no meaning here.
         super().__init__(**{k: v for k, v in settings.detector.items() if k in known})
         self.crop_spec = settings.crop
@@ -89,10 +89,12 @@ class FaceFinder(MTCNNDetector):
         groups: dict[tuple[int, ...], list[int]] = {}
         canvases, scales = {}, {}
         for i, image in enumerate(images):
+            image = as_rgb(image)
             if min(image.shape[:2]) < 12:  # below MTCNN's smallest window
                 continue
             canvases[i], scales[i] = self._canvas(image)
-            groups.setdefault(canvases[i].shape, []).append(i)
+            if min(canvases[i].shape[:2]) >= self.min_face_size:  # else: no pyramid, no face
+                groups.setdefault(canvases[i].shape, []).append(i)
         for members in groups.values():
             boxes, probs, points = self._mtcnn.detect(np.stack([canvases[i] for i in members]),
                                                       landmarks=True)

@@ -38,6 +38,10 @@ CACHE_VERSION = 1  # bump when cropping code changes what a given setting produc
 PART_COLUMNS = ("id", "status", "reason", "crop", "det_score", "face_x1", "face_y1", "face_x2",
                 "face_y2", "num_faces", "converted_from")
 SUMMARY_NAME = "summary.json"
+# Detector settings that do not change the crops, left out of the key: MTCNN's backends give
+# the same boxes to float rounding (under 1e-4 px on the parity photos), no more than
+# facenet-pytorch's own differ between CPUs or torch versions, which no key holds either.
+RUNTIME_SETTINGS = ("backend",)
 
 
 def cache_settings(source: Mapping[str, Any], detector: Mapping[str, Any],
@@ -46,7 +50,8 @@ def cache_settings(source: Mapping[str, Any], detector: Mapping[str, Any],
     source = dict(source)
     if "root" in source:
         source["root"] = os.path.abspath(os.path.expanduser(str(source["root"])))
-    return {"version": CACHE_VERSION, "source": source, "detector": dict(detector),
+    detector = {k: v for k, v in detector.items() if k not in RUNTIME_SETTINGS}
+    return {"version": CACHE_VERSION, "source": source, "detector": detector,
             "crop": asdict(crop)}
 
 

@@ -2,8 +2,10 @@
 that are already cropped. Both turn a batch of RGB images into one ``Face`` or ``Skipped`` per
 image; Hydra's ``_target_`` (conf/detector/*.yaml) picks the class.
 
-A detector's constructor arguments are exactly the settings that shape the crops (they enter
-the cache key); the device is a runtime choice given to ``setup``.
+A detector's constructor arguments are the settings that shape the crops (they enter the
+cache key), besides MTCNN's ``backend``: both give the same faces (see ``mtcnn.backends``), so
+it is left out of the key (``cache.RUNTIME_SETTINGS``). The device is a runtime choice given to
+``setup``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import ClassVar, Protocol
 
 import cv2
 import numpy as np
+
+from mtlface.data.preprocess.mtcnn.backends import BACKENDS
+from mtlface.errors import ConfigError, UserError
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels
 
@@ -76,8 +81,24 @@ class PassThrough:
         return Face((0.0, 0.0, float(w), float(h)), math.nan, whole_image=True)
 
 
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """An ``HxWx3`` uint8 view of a grey (``HxW``, ``HxWx1``), RGB or RGBA (alpha dropped)
+    uint8 image; anything else is a ``UserError``."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8 and image.ndim == 2:
+        image = image[:, :, None]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise UserError(f"detection needs HxW, HxWx1, HxWx3 or HxWx4 uint8 images, got "
+                        f"{image.dtype} of shape {image.shape}")
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image[:, :, :3]
+
+
 class MTCNNDetector:
-    """facenet-pytorch's MTCNN (weights ship inside the package: nothing is downloaded).
+    """MTCNN over the P/R/O-Net weights that ship inside facenet-pytorch (nothing is
+    downloaded). ``backend``: ``onnx`` (the cascade on onnxruntime, ``mtcnn.backends``) or
+    ``torch`` (facenet-pytorch's own); the same faces either way.
 
     Batched: every image is scaled so its longer side is ``detect_size`` and padded into a
     ``detect_size`` square, so a whole chunk runs as one batch; boxes are mapped back and the
@@ -102,7 +123,11 @@ class MTCNNDetector:
         pick: str = "confident",
         max_second_score: float | None = 0.95,
         min_score: float = 0.9,
+        backend: str = "onnx",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"detector.backend must be one of {tuple(BACKENDS)}, got "
+                              f"{backend!r}")
         if pick not in self.PICKS:
             raise ValueError(f"detector.pick must be one of {self.PICKS}, got {pick!r}")
         if detect_size is not None and detect_size < 48:
@@ -114,14 +139,12 @@ class MTCNNDetector:
         self.pick = pick
         self.max_second_score = max_second_score
         self.min_score = min_score
-        self._mtcnn = None
+        self.backend = backend
+        self._mtcnn = None  # answers like facenet-pytorch's MTCNN.detect, whatever the backend
 
     def setup(self, device: str = "cpu") -> None:
-        from facenet_pytorch import MTCNN  # heavy import, only where detection runs
-
-        self._mtcnn = MTCNN(keep_all=True, select_largest=False, post_process=False,
-                            min_face_size=self.min_face_size, thresholds=self.thresholds,
-                            factor=self.factor, device=device)
+        self._mtcnn = BACKENDS[self.backend](self.min_face_size, self.thresholds, self.factor,
+                                             device)
 
     def detect(self, images: Sequence[np.ndarray], rows: Sequence[Mapping]) -> list[Detection]:
         if self._mtcnn is None:
@@ -130,6 +153,7 @@ class MTCNNDetector:
         groups: dict[tuple[int, ...], list[int]] = {}
         inputs, scales = [], []
         for i, image in enumerate(images):
+            image = as_rgb(image)
             if min(image.shape[:2]) < 12:  # below MTCNN's 12 px window: no pyramid at all
                 results[i] = Skipped("image too small for detection")
                 inputs.append(None)
@@ -138,6 +162,9 @@ class MTCNNDetector:
             canvas, scale = self._canvas(image)
             inputs.append(canvas)
             scales.append(scale)
+            if min(canvas.shape[:2]) < self.min_face_size:  # the pyramid would be empty
+                results[i] = Skipped("image smaller than detector.min_face_size")
+                continue
             groups.setdefault(canvas.shape, []).append(i)
         for members in groups.values():
             boxes, probs, points = self._mtcnn.detect(np.stack([inputs[i] for i in members]),

@@ -1,0 +1,234 @@
+"""MTCNN's three networks (P-, R-, O-Net, the weights inside facenet-pytorch) as onnxruntime
+sessions.
+
+Each network is exported once with ``torch.onnx.export`` into a cache folder and loaded from
+there afterwards. The file name carries a hash of the weights file and of the exporter (torch
+version, opset, this module's export format), so new weights or a new exporter give a new
+file. Files are written atomically (temp + rename: parallel workers may export at once); a file
+that does not load (truncated, corrupt) is exported again, with a warning.
+
+Cache folder: ``$MTLFACE_DATA_DIR/models/mtcnn`` when set, else ``$XDG_CACHE_HOME/mtlface/mtcnn``
+(``~/.cache/mtlface/mtcnn``). An unwritable folder is not fatal: the export then stays in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtlface.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+EXPORT_FORMAT = 4  # bump when the export below changes what a given torch version writes
+NETS = ("pnet", "rnet", "onet")
+# Output names in the order facenet-pytorch's modules return them (P-Net's prob: the face
+# channel alone, see _pnet_face_head).
+OUTPUTS = {"pnet": ("reg", "prob"), "rnet": ("reg", "prob"), "onet": ("reg", "points", "prob")}
+INPUT_SIZE = {"pnet": 12, "rnet": 24, "onet": 48}
+# The PReLUs on feature maps (the others follow a dense layer).
+MAP_PRELUS = {"pnet": ("prelu1", "prelu2", "prelu3"), "rnet": ("prelu1", "prelu2", "prelu3"),
+              "onet": ("prelu1", "prelu2", "prelu3", "prelu4")}
+# Convolutions whose channel count is no multiple of 16 (P-Net's 10, R-Net's 28), with the
+# PReLU and the convolution after them: (conv, prelu, next conv).
+UNEVEN = {"pnet": (("conv1", "prelu1", "conv2"),), "rnet": (("conv1", "prelu1", "conv2"),),
+          "onet": ()}
+CHANNEL_BLOCK = 16  # onnxruntime's blocked layout on AVX-512 (8 on AVX2 divides it)
+
+
+def cache_dir() -> Path:
+    data = os.environ.get("MTLFACE_DATA_DIR")
+    if data:
+        return Path(data) / "models" / "mtcnn"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mtlface" / "mtcnn"
+
+
+def weights_file(net: str) -> Path:
+    # Found without importing facenet_pytorch (~1 s of imports), needed only to export.
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("detector=mtcnn needs facenet-pytorch (pip install facenet-pytorch "
+                        "--no-deps), which holds the MTCNN weights")
+    return Path(spec.submodule_search_locations[0]) / "data" / f"{net}.pt"
+
+
+def export_key(net: str) -> str:
+    """Hash of the weights and of the exporter: a change of either names a new file."""
+    import torch
+
+    digest = hashlib.sha256(weights_file(net).read_bytes())
+    digest.update(f"torch {torch.__version__} opset {OPSET} format {EXPORT_FORMAT}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _scale(weights):
+    """A per-channel multiplication as an inference-mode BatchNorm (mean 0, variance 1)."""
+    import torch
+
+    norm = torch.nn.BatchNorm2d(len(weights), eps=0.0).eval()
+    with torch.no_grad():
+        norm.weight.copy_(weights)
+        norm.bias.zero_()
+        norm.running_mean.zero_()
+        norm.running_var.fill_(1.0)
+    return norm
+
+
+def _channel_prelu(prelu):
+    """``prelu(y) = (1 - a) * relu(y) + a * y`` with the products as BatchNorms:
+    onnxruntime folds them into its blocked-layout convolutions, while a PRelu node makes it
+    convert the layout back and forth around a slow broadcast (R- and O-Net run 30-40 %
+    faster; outputs agree to ~1e-6)."""
+    import torch
+
+    class ChannelPReLU(torch.nn.Module):
+        def __init__(self, slope):
+            super().__init__()
+            self.positive, self.linear = _scale(1 - slope), _scale(slope)
+
+        def forward(self, x):
+            return self.positive(torch.relu(x)) + self.linear(x)
+
+    return ChannelPReLU(prelu.weight.detach().clone())
+
+
+def _pad_channels(module, conv: str, prelu: str, following: str) -> None:
+    """Give ``conv`` a multiple of ``CHANNEL_BLOCK`` output channels: the extra ones have zero
+    weights, bias and slope, and ``following`` ignores them (zero weights), so the outputs
+    are unchanged; onnxruntime then keeps the whole network in its blocked layout (R-Net runs
+    ~25 % faster)."""
+    import torch
+
+    first, second = getattr(module, conv), getattr(module, following)
+    old = first.out_channels
+    new = -(-old // CHANNEL_BLOCK) * CHANNEL_BLOCK
+    widened = torch.nn.Conv2d(first.in_channels, new, first.kernel_size, first.stride)
+    fed = torch.nn.Conv2d(new, second.out_channels, second.kernel_size, second.stride)
+    slope = torch.nn.PReLU(new)
+    with torch.no_grad():
+        for layer in (widened, fed, slope):
+            for tensor in layer.parameters():
+                tensor.zero_()
+        widened.weight[:old], widened.bias[:old] = first.weight, first.bias
+        fed.weight[:, :old], fed.bias[:] = second.weight, second.bias
+        slope.weight[:old] = getattr(module, prelu).weight
+    setattr(module, conv, widened)
+    setattr(module, following, fed)
+    setattr(module, prelu, slope)
+
+
+def _pnet_face_head(module):
+    """P-Net with its two 1x1 heads as one convolution and the two-way softmax as a sigmoid
+    of the logit difference (the same probability, to ~1e-6): ``prob`` holds the face
+    probability alone, one channel; ~10 % faster, P-Net's maps being the cascade's largest."""
+    import torch
+
+    class FaceHead(torch.nn.Module):
+        def __init__(self, pnet):
+            super().__init__()
+            self.pnet = pnet
+            face, reg = pnet.conv4_1, pnet.conv4_2
+            self.head = torch.nn.Conv2d(reg.in_channels, 5, 1)
+            with torch.no_grad():
+                self.head.weight.copy_(torch.cat([face.weight[1:] - face.weight[:1], reg.weight]))
+                self.head.bias.copy_(torch.cat([face.bias[1:] - face.bias[:1], reg.bias]))
+
+        def forward(self, x):
+            p = self.pnet
+            x = p.prelu3(p.conv3(p.prelu2(p.conv2(p.pool1(p.prelu1(p.conv1(x)))))))
+            out = self.head(x)
+            return out[:, 1:], torch.sigmoid(out[:, :1])
+
+    return FaceHead(module)
+
+
+def export(net: str) -> bytes:
+    """The network as ONNX bytes. P-Net is fully convolutional: height and width are
+    dynamic (one session serves every pyramid level); the batch is dynamic for all three."""
+    import torch
+    from facenet_pytorch.models import mtcnn as facenet
+
+    module = {"pnet": facenet.PNet, "rnet": facenet.RNet, "onet": facenet.ONet}[net]().eval()
+    for layers in UNEVEN[net]:
+        _pad_channels(module, *layers)
+    for name in MAP_PRELUS[net]:
+        setattr(module, name, _channel_prelu(getattr(module, name)))
+    if net == "pnet":
+        module = _pnet_face_head(module).eval()
+    size = INPUT_SIZE[net]
+    axes = {0: "n", 2: "h", 3: "w"} if net == "pnet" else {0: "n"}
+    dynamic = {"image": axes, **{name: {0: "n"} for name in OUTPUTS[net]}}
+    if net == "pnet":
+        dynamic.update({name: {0: "n", 2: "h", 3: "w"} for name in OUTPUTS[net]})
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, torch.zeros(1, 3, size, size), buffer, dynamo=False,
+                          input_names=["image"], output_names=list(OUTPUTS[net]),
+                          dynamic_axes=dynamic, opset_version=OPSET)
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_path(net: str, folder: Path | None = None) -> Path:
+    return (folder or cache_dir()) / f"{net}-{export_key(net)}.onnx"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    threads: int = 1  # intra-op threads of each session
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+
+
+def session(net: str, settings: SessionSettings = SessionSettings(), folder: Path | None = None):
+    """An onnxruntime session of ``net``, exporting it first when the cache has no (loadable)
+    file for these weights and this exporter."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: a corrupt file is reported below, once
+
+    def load(model: str | bytes):
+        return ort.InferenceSession(model, options, providers=list(settings.providers))
+
+    path = model_path(net, folder)
+    if path.is_file():
+        try:
+            return load(str(path))
+        except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own, untyped, errors)
+            log.warning("MTCNN %s: cached ONNX file %s does not load (%s); exporting it again",
+                        net, path, str(exc).splitlines()[0][:200])
+    data = export(net)
+    try:
+        _write_atomically(path, data)
+    except OSError as exc:
+        log.warning("MTCNN %s: cannot write %s (%s); the export is kept in memory only", net,
+                    path, exc)
+    try:
+        return load(data)
+    except Exception as exc:  # noqa: BLE001 (as above)
+        raise UserError(f"MTCNN {net}: onnxruntime cannot load the exported network ({exc}); "
+                        f"use detector.backend=torch") from None
