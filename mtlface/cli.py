@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("mtlface.calibrate:main", "fit a run's temperatures and age interval on val"),
     "pseudo-label": ("mtlface.pseudo_label:main", "fill confident missing labels of a source"),
     "analyze": ("mtlface.analysis.__main__:main", "summary tables of sweep folders"),
-    "bench": ("mtlface.bench.cli:main", "the benchmark suite"),
+    "bench": ("benchmarks.cli:main", "the benchmark suite (in a clone of the repository)"),
 }
 CONF = "pkg://mtlface.conf"
 RAISE_ENV = "HYDRA_FULL_ERROR"  # set: Hydra raises the errors it finds instead of printing
@@ -32,7 +32,15 @@ USAGE = "usage: mtlface <command> [arguments]    (mtlface <command> --help for i
 
 def _load(target: str) -> Callable[[list[str]], int | None]:
     module, _, function = target.partition(":")
-    return getattr(importlib.import_module(module), function)
+    try:
+        return getattr(importlib.import_module(module), function)
+    except ModuleNotFoundError as exc:
+        if exc.name != "benchmarks":
+            raise
+        # The benchmarks live beside the package, in the repository, not in the wheel.
+        from mtlface.errors import UserError
+        raise UserError("the benchmark suite is not installed with the package: run "
+                        "`python -m benchmarks` in a clone of the repository") from None
 
 
 def _hydra_app(config_name: str, job: Callable, argv: Sequence[str]) -> int:
@@ -131,8 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; commands: {', '.join(COMMANDS)} "
               f"(mtlface --help)", file=sys.stderr)
         return 2
-    code = _load(COMMANDS[name][0])(rest)
-    return int(code or 0)
+    from mtlface.errors import UserError, report
+
+    try:
+        command = _load(COMMANDS[name][0])
+    except UserError as exc:
+        return report(exc)
+    return int(command(rest) or 0)
 
 
 if __name__ == "__main__":

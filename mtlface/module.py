@@ -157,7 +157,7 @@ class MTLFaceModule(pl.LightningModule):
 
     def _log_weights(self, weights: Mapping[str, Tensor]) -> None:
         # Step values, so only on the steps Lightning writes to the loggers: each self.log
-        # costs ~0.3-0.5 ms of CPU whatever it logs (measured: python -m mtlface.bench
+        # costs ~0.3-0.5 ms of CPU whatever it logs (measured: python -m benchmarks
         # --parts overhead, framework cost per step 4.7 -> 3.6 ms), which fast GPU steps feel.
         trainer = self._trainer
         if (trainer is not None and not trainer.fast_dev_run

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from mtlface.bench.cli import main
-from mtlface.bench.table import COLUMNS, Row, markdown
-from mtlface.bench.timing import Timing, interleaved
-from mtlface.bench.workload import datamodule, train_config
-from mtlface.bench.packed import PackedDataset, stored_size
+from benchmarks.cli import main
+from benchmarks.table import COLUMNS, Row, markdown
+from benchmarks.timing import Timing, interleaved
+from benchmarks.workload import datamodule, train_config
+from benchmarks.packed import PackedDataset, stored_size
 from mtlface.data.transforms import build_transform
 
 from conftest import ROOT, TINY_SOURCES
@@ -48,7 +48,7 @@ def parse_table(text: str) -> list[dict[str, str]]:
 def run_bench(args, data_dir, tmp_path) -> tuple[str, list[dict[str, str]]]:
     out = tmp_path / "results.md"
     env = {**os.environ, "MTLFACE_DATA_DIR": str(data_dir)}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick",
                            "--threads", "1", "--out", str(out), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

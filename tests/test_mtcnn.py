@@ -305,7 +305,7 @@ def test_on_the_gpu_the_same_faces(photos):
 
 
 def test_detection_benchmark_part_compares_and_breaks_down():
-    from mtlface.bench import detection
+    from benchmarks import detection
 
     rows = detection.run(detection.QUICK)
     head, *stages = rows

@@ -51,9 +51,9 @@ RULES = [
     Rule(r"^python preprocess\.py", error=(1, "folder not found")),
     Rule(r"^python demo\.py( \[--camera \d\])?( \[-o webcam\.mp4\])?$", error=(1, "camera")),
     # Measurements take minutes each; --quick runs every part on tiny settings.
-    Rule(r"^python -m mtlface\.bench(?! --quick)", skip="a measurement (minutes); the "
+    Rule(r"^python -m benchmarks(?! --quick)", skip="a measurement (minutes); the "
          "--quick command runs the same parts"),
-    Rule(r"^python -m mtlface\.bench --quick"),
+    Rule(r"^python -m benchmarks --quick"),
     # A resumed run takes its saved config (a finished one here): no limit may be added.
     Rule(r"^python train\.py resume="),
     Rule(r"debug=fast|--help"),

@@ -94,7 +94,7 @@ class ManifestDataset(Dataset):
 
     def load(self, index: int) -> np.ndarray:
         """The pixels of sample ``index`` (H x W x C uint8): the one step a faster image cache
-        replaces (``mtlface.bench.packed``)."""
+        replaces (``benchmarks.packed``)."""
         return load_image(self.paths[index], self.channels)
 
     def __getitem__(self, index: int) -> dict:

@@ -1,7 +1,7 @@
-"""``python -m mtlface.bench`` (or ``bench/run.py``): every benchmark part, one markdown table.
+"""``python -m benchmarks`` (or ``python -m benchmarks``): every benchmark part, one markdown table.
 
-    .venv/bin/python bench/run.py [--quick] [--parts overhead,pipeline,preprocess,detection,inference,scaling,weighting]
-        [--out bench/results.md] [--threads N] [--clock wall|cpu] [--repeats N] [--epoch-steps N]
+    .venv/bin/python -m benchmarks [--quick] [--parts overhead,pipeline,preprocess,detection,inference,scaling,weighting]
+        [--out outputs/benchmarks/results.md] [--threads N] [--clock wall|cpu] [--repeats N] [--epoch-steps N]
 
 Parts (each module's docstring says exactly what it measures):
   overhead    Lightning training epoch of MTLFaceModule vs a plain PyTorch loop (target >= 0.95)
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from mtlface.bench.table import Row, markdown
-from mtlface.bench.timing import CLOCKS, environment, use_clock
-from mtlface.bench.workload import QUICK_DATA, ROOT
+from benchmarks.table import Row, markdown
+from benchmarks.timing import CLOCKS, environment, use_clock
+from benchmarks.workload import QUICK_DATA, ROOT
 
 PARTS = ("overhead", "pipeline", "preprocess", "detection", "inference", "scaling", "weighting")
-DEFAULT_OUT = ROOT / "bench" / "results.md"
+DEFAULT_OUT = ROOT / "outputs" / "benchmarks" / "results.md"
 # Settings fields that take the synthetic data overrides in --quick (small splits).
 DATA_FIELDS = ("overrides", "data")
 
@@ -68,7 +68,7 @@ def run_parts(parts: list[str], quick: bool, repeats: int | None = None,
     rows: list[Row] = []
     seconds = {}
     for part in parts:
-        module = importlib.import_module(f"mtlface.bench.{part}")
+        module = importlib.import_module(f"benchmarks.{part}")
         start = time.perf_counter()
         part_rows = module.run(settings_for(module, quick, repeats, epoch_steps))
         seconds[part] = time.perf_counter() - start
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     use_clock(args.clock)
 
     header = environment()
-    command = " ".join(["python -m mtlface.bench", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
     rows, seconds = run_parts(args.parts, args.quick, args.repeats, args.epoch_steps)
     header = {"command": f"`{command}`", **header,
               "load average at the end": environment()["load average (1/5/15 min)"],

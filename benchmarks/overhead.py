@@ -18,9 +18,9 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mtlface.bench.table import Row
-from mtlface.bench.timing import Timing, interleaved, now
-from mtlface.bench.workload import (Replay, SourceBatches, bare_epoch, build, memory_batches,
+from benchmarks.table import Row
+from benchmarks.timing import Timing, interleaved, now
+from benchmarks.workload import (Replay, SourceBatches, bare_epoch, build, memory_batches,
                                     n_images, train_config)
 from mtlface.module import MTLFaceModule
 from mtlface.train import build_trainer

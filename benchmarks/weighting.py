@@ -1,7 +1,7 @@
 """Part 6, loss-weighting cost: images/s of a Lightning training epoch of the default model
 (BKNet, five tasks) under each ``weighting=`` option vs ``fixed``, over the same batches held in
 memory, the options taking turns in alternating order. The accuracy each option reaches is
-``bench/weighting.py`` (full default runs); this is what each costs per step."""
+``python -m benchmarks.weighting_runs`` (full default runs); this is what each costs per step."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 
-from mtlface.bench.overhead import TRAINER, lightning_epoch
-from mtlface.bench.table import Row
-from mtlface.bench.timing import interleaved
-from mtlface.bench.workload import build, memory_batches, n_images, train_config
+from benchmarks.overhead import TRAINER, lightning_epoch
+from benchmarks.table import Row
+from benchmarks.timing import interleaved
+from benchmarks.workload import build, memory_batches, n_images, train_config
 
 OPTIONS = ("fixed", "uncertainty", "dwa", "gradnorm", "upgrad", "pcgrad", "mgda", "cagrad",
            "imtl_g", "aligned_mtl")

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mtlface.bench.table import Row
-from mtlface.bench.timing import interleaved, now
+from benchmarks.table import Row
+from benchmarks.timing import interleaved, now
 
 TARGET = 2.5
 BOX_PX, PROB = 2.0, 1e-3
@@ -44,7 +44,7 @@ QUICK = Settings(images=2, batch=2, repeats=1, warmup=0)
 
 
 def canvas_batches(settings: Settings) -> list[np.ndarray]:
-    from mtlface.bench.preprocess import make_images
+    from benchmarks.preprocess import make_images
     from mtlface.data.preprocess import MTCNNDetector
 
     detector = MTCNNDetector(detect_size=settings.detect_size)

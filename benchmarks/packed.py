@@ -1,5 +1,5 @@
 """Packed image caches, the candidate cache format the pipeline benchmark measures against
-per-file JPEG decoding (``python -m mtlface.bench --parts pipeline``). Decoding is not the
+per-file JPEG decoding (``python -m benchmarks --parts pipeline``). Decoding is not the
 training bottleneck (the loader delivers 20-80x what training consumes), so the DataModule
 does not use it; it stays here, measured, for when a faster model makes decoding matter.
 

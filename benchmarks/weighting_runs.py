@@ -1,10 +1,10 @@
 """Every ``weighting=`` option on the default synthetic run, as one markdown table.
 
-    .venv/bin/python bench/weighting.py [--out outputs/weighting] [--only fixed,upgrad] [-- overrides]
+    .venv/bin/python -m benchmarks.weighting_runs [--out outputs/weighting] [--only fixed,upgrad] [-- overrides]
 
 Each option is ``python train.py weighting=<option> [overrides]`` (the README's default run:
 BKNet, all five tasks, 3 epochs, seed 42), one after the other. The table gives test accuracy;
-what each option costs per step is ``python -m mtlface.bench --parts weighting`` (measured side
+what each option costs per step is ``python -m benchmarks --parts weighting`` (measured side
 by side, which whole runs hours apart on a shared machine are not; their wall seconds are kept
 in ``<out>/<option>/timing.json`` only as a record). A finished option (its ``results.json``
 exists) is not re-run, so an interrupted table resumes. A failed option is reported in the

@@ -2,7 +2,7 @@
 facenet-pytorch loop, and the cost of a fully cached re-run, measured in one run on the same
 images.
 
-    .venv/bin/python bench/preprocess.py [--images 32] [--workers 1] [--batch 16] [--repeats 1]
+    .venv/bin/python -m benchmarks.preprocess [--images 32] [--workers 1] [--batch 16] [--repeats 1]
 
 Images: real photos (skimage's astronaut, matplotlib's grace_hopper.jpg) at several sizes,
 flipped and shifted, written as JPEGs. Baseline: ``MTCNN()(PIL image)`` per image (what a
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mtlface.bench.table import Row
-from mtlface.bench.timing import Timing, interleaved, using_clock
+from benchmarks.table import Row
+from benchmarks.timing import Timing, interleaved, using_clock
 from mtlface.data.preprocess import CropSpec, MTCNNDetector, PreprocessStage, cache_folder
 from mtlface.data.readers import CSVManifestReader
 
@@ -121,7 +121,7 @@ def measure(settings: Settings) -> tuple[dict[str, Timing], int]:
 
 
 def summary(t: dict[str, Timing], cropped: int, settings: Settings) -> dict:
-    """The figures as ``bench/preprocess.py`` prints them."""
+    """The figures as ``benchmarks/preprocess.py`` prints them."""
     n = settings.images
     baseline, first, cached = (t[k].median for k in ("loop", "stage", "cached"))
     return {

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mtlface.bench.models import forward
-from mtlface.bench.table import Row
-from mtlface.bench.timing import Work, interleaved
-from mtlface.bench.workload import bare_epoch, build, memory_batches, n_images, train_config
+from benchmarks.models import forward
+from benchmarks.table import Row
+from benchmarks.timing import Work, interleaved
+from benchmarks.workload import bare_epoch, build, memory_batches, n_images, train_config
 from mtlface.module import merge_source_batches
 
 BKNET = ("backbone=bknet",)

@@ -2,7 +2,7 @@
 delivers (decode, augment, collate in real worker processes; the ``CombinedLoader`` of one
 ``DataLoader`` per source, as training uses it) vs images/s the model consumes in training
 (forward, backward, optimiser step on batches held in memory), and the same loader reading
-packed uint8 arrays (``mtlface.bench.packed``) instead of JPEG files.
+packed uint8 arrays (``benchmarks.packed``) instead of JPEG files.
 
 Cases: BKNet (48 px grey) and LMTCNN (227 crops of 256 RGB), each on the default synthetic
 sources (64 px JPEGs) and on 224 px JPEGs, the size ``preprocess.py`` crops real faces to
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from pytorch_lightning.utilities import CombinedLoader
 
-from mtlface.bench.table import Row
-from mtlface.bench.timing import Timing, interleaved, using_clock
-from mtlface.bench.workload import (bare_epoch, build, datamodule, memory_batches, n_images,
+from benchmarks.table import Row
+from benchmarks.timing import Timing, interleaved, using_clock
+from benchmarks.workload import (bare_epoch, build, datamodule, memory_batches, n_images,
                                     train_config)
-from mtlface.bench.packed import PackedDataset
+from benchmarks.packed import PackedDataset
 
 TARGET = 3.0
 SOURCES = ("imdb_like", "utk_like", "genki_like", "fer_like")

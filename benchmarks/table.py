@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mtlface.bench.timing import Timing, rate_ratios
+from benchmarks.timing import Timing, rate_ratios
 
 COLUMNS = ("part", "case", "measured", "value", "reference", "reference value", "ratio",
            "ratio range over repeats", "target", "meets")

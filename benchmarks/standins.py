@@ -1,6 +1,6 @@
 """Every seed recipe on its synthetic stand-in, as markdown tables.
 
-    .venv/bin/python bench/standins.py [--out outputs/standin] [--only bknet,keras_stage1]
+    .venv/bin/python -m benchmarks.standins [--out outputs/standin] [--only bknet,keras_stage1]
 
 The real datasets are not on this machine, so each ``experiment=`` recipe runs on the embedded
 synthetic sources that stand in for its data mix (``data=synthetic data.sources=[...]``), with

@@ -1,6 +1,6 @@
 """Size and speed of every backbone config, as a markdown table.
 
-    .venv/bin/python bench/models.py [--threads 2] [--repeats 10] [--warmup 3]
+    .venv/bin/python -m benchmarks.models [--threads 2] [--repeats 10] [--warmup 3]
 
 Each model is what ``python train.py backbone=<name> tasks=[age,gender]`` builds (backbone +
 age and gender heads; the published linear heads for LMTCNN and Levi & Hassner), at the
@@ -16,7 +16,7 @@ backbone's default input size, in eval mode. Columns:
   torch's own, usually the number of cores) and printed with the table; latency depends on it
   and on what else runs.
 
-``MODELS`` and :func:`build` are also what the inference part of ``python -m mtlface.bench``
+``MODELS`` and :func:`build` are also what the inference part of ``python -m benchmarks``
 measures.
 """
 
@@ -33,7 +33,7 @@ from hydra.utils import instantiate
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtlface.bench.timing import Work, interleaved
+from benchmarks.timing import Work, interleaved
 from mtlface.config import CONF_DIR
 
 # (row label, train.py overrides). LMTCNN and Levi & Hassner end in their own FC-512 layers;

@@ -17,7 +17,7 @@ from mtlface.config import CONF_DIR
 from mtlface.module import Batch, MTLFaceModule, merge_source_batches
 from mtlface.train import build_model
 
-ROOT = CONF_DIR.parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository: benchmarks run from a checkout
 SourceBatches = dict[str, Batch]  # what CombinedLoader yields: {source: batch}
 
 # Small synthetic sources for --quick, generated in seconds: the test suite's TINY_SOURCES

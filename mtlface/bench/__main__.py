@@ -1,5 +1,0 @@
-import sys
-
-from mtlface.bench.cli import main
-
-sys.exit(main())
