@@ -27,14 +27,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -42,6 +42,7 @@ from mtlface.backbones import InputSpec
 from mtlface.data.dataset import ManifestDataset
 from mtlface.data.manifest import SPLITS, manifest_file, read_manifest, write_manifest
 from mtlface.data.transforms import build_transform
+from mtlface.config import parse_key_values, structured_options
 from mtlface.errors import ConfigError, check_writable, check_writable_dir
 from mtlface.errors import debug_requested
 from mtlface.labels import LABELS
@@ -293,13 +294,10 @@ def print_summary(summary: PseudoLabelSummary) -> None:
 
 
 def parse_args(argv: Sequence[str]) -> DictConfig:
-    """``key=value`` arguments (values in YAML: ``tasks=[emotion]``) over the defaults."""
-    cfg = OmegaConf.merge(OmegaConf.structured(PseudoLabelConfig), OmegaConf.from_cli(list(argv)))
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"missing option(s): {', '.join(f'{k}=...' for k in missing)}; "
-                          f"see --help")
-    return cfg
+    """``key=value`` arguments over the defaults (:func:`mtlface.config.parse_key_values`;
+    YAML values for lists and numbers: ``tasks=[emotion]``)."""
+    keys = [f.name for f in fields(PseudoLabelConfig)]
+    return structured_options(PseudoLabelConfig, parse_key_values(argv, keys, "see --help"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
