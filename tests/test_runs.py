@@ -135,3 +135,14 @@ def test_results_are_json_floats(tmp_path):
     run.write_results({"val/score": 1})
     assert json.loads(run.results.read_text()) == {"val/score": 1}
     assert run.read_results() == {"val/score": 1.0}
+
+
+def test_the_analysis_finds_outputs_from_a_subfolder(tmp_path, monkeypatch):
+    """A notebook runs in notebooks/: the runs train.py wrote are in ../outputs."""
+    monkeypatch.delenv("MTLFACE_LOG_DIR", raising=False)
+    (tmp_path / "outputs" / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert resolve_folders("", kinds=["runs"]) == [tmp_path / "outputs" / "runs" / "a"]
+    monkeypatch.chdir(tmp_path)
+    assert resolve_folders("", kinds=["runs"]) == [Path("outputs") / "runs" / "a"]

@@ -137,14 +137,25 @@ def newest(folder: str | Path, count: int = 1) -> list[Path]:
     return sorted(subdirs, key=lambda p: p.stat().st_mtime)[-count:] if count else []
 
 
+def default_outputs() -> Path:
+    """Where train.py put its runs, seen from here: :func:`mtlface.runs.log_dir` (by default
+    ``outputs`` in the working directory), else the nearest ``outputs`` above it: a notebook
+    runs in ``notebooks/``, the runs it looks at are in ``../outputs``."""
+    here = log_dir()
+    if here.is_dir() or here.is_absolute():
+        return here
+    return next((parent / here for parent in Path.cwd().parents if (parent / here).is_dir()),
+                here)
+
+
 def resolve_folders(spec: str | None, kinds: Iterable[str] = ("runs", "multiruns"),
                     outputs: str | Path | None = None) -> list[Path]:
     """The folders named in ``spec`` (``os.pathsep``-separated, e.g. from an environment
-    variable); when empty, the newest folder of each kind under ``outputs`` (default: where
-    train.py puts them, :func:`mtlface.runs.log_dir`)."""
+    variable); when empty, the newest folder of each kind under ``outputs`` (default:
+    :func:`default_outputs`)."""
     if spec:
         return [Path(p) for p in spec.split(os.pathsep) if p]
-    outputs = log_dir() if outputs is None else outputs
+    outputs = default_outputs() if outputs is None else outputs
     folders = [p for kind in kinds for p in newest(Path(outputs) / kind)]
     if not folders:
         raise FileNotFoundError(f"nothing under {outputs}/{{{','.join(kinds)}}} yet: train "
