@@ -39,11 +39,6 @@ def newest_run(root: str | os.PathLike | None = None) -> Path:
     return max(finished, key=lambda r: (r.config.stat().st_mtime, r.path.name)).path
 
 
-def is_finished(run_dir: str | os.PathLike) -> bool:
-    """True for a run that trained to the end (:meth:`RunFolder.is_finished`)."""
-    return RunFolder(run_dir).is_finished()
-
-
 def load_config(run_dir: str | os.PathLike) -> DictConfig:
     """The run's saved config, its absence said in the Predictor's terms."""
     run = RunFolder(run_dir)
