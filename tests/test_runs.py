@@ -146,3 +146,11 @@ def test_the_analysis_finds_outputs_from_a_subfolder(tmp_path, monkeypatch):
     assert resolve_folders("", kinds=["runs"]) == [tmp_path / "outputs" / "runs" / "a"]
     monkeypatch.chdir(tmp_path)
     assert resolve_folders("", kinds=["runs"]) == [Path("outputs") / "runs" / "a"]
+
+
+def test_the_checkpoint_callback_writes_where_run_folder_looks(tmp_path):
+    from conftest import compose_train
+
+    cfg = compose_train(output_dir=tmp_path)
+    assert Path(cfg.callbacks.model_checkpoint.dirpath) == RunFolder(tmp_path).checkpoints
+    assert cfg.callbacks.model_checkpoint.save_last  # last.ckpt records the best
