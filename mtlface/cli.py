@@ -119,6 +119,11 @@ def train(argv: Sequence[str]) -> int:
 
 
 def preprocess(argv: Sequence[str]) -> int:
+    # Before Hydra composes: conf/preprocess.yaml's `crop` node is CropSpec (ConfigStore).
+    from mtlface.data.preprocess.crop import register_config
+
+    register_config()
+
     def job(cfg):
         from mtlface.data.preprocess.cli import hydra_job  # imported late: --help stays fast
 

@@ -11,7 +11,6 @@ from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
-
 def _conf_dir() -> Path:
     """conf/, found through the package ``mtlface.conf`` it ships as (setup.py), so an
     installed mtlface finds it from any working directory; a source tree used without
@@ -172,3 +171,45 @@ def parse_key_values(argv: Sequence[str], keys: dict[str, str] | Sequence[str],
                               f"{', '.join(names)}; {usage}")
         args[names[key]] = value
     return args
+
+
+def structured_options(schema: type, args: dict[str, str]) -> DictConfig:
+    """The options of a plain command: ``schema`` (a dataclass of defaults, ``MISSING`` where
+    required) with the values :func:`parse_key_values` read. A ``str`` option keeps its text
+    as typed (a path with brackets, commas or spaces needs no YAML quoting); any other is read
+    as YAML (``tasks=[emotion]``, ``plots=false``) and OmegaConf checks its type, so
+    ``batch_size=abc`` is one error line naming the key. A required option left unset is a
+    ConfigError naming every such key."""
+    from typing import get_type_hints
+
+    from omegaconf.errors import ValidationError
+    from yaml import YAMLError
+
+    from mtlface.errors import ConfigError
+
+    hints = get_type_hints(schema)
+    cfg = OmegaConf.structured(schema)
+    for key, value in args.items():
+        if hints[key] in (str, str | None):
+            cfg[key] = value.replace("${", "\\${")  # text, never an interpolation
+        else:
+            try:
+                cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={value}"]))
+            except YAMLError:
+                raise ConfigError(f"{key}={value} is not a YAML value: write a list as "
+                                  f"{key}=[a,b]; see --help") from None
+            except ValidationError as exc:
+                default = cfg[key]
+                kind = next((text for t, text in _KINDS.items() if isinstance(default, t)),
+                            None)
+                if kind is None:  # a list: OmegaConf's own first line says what it wanted
+                    raise ConfigError(f"{key}={value}: {str(exc).splitlines()[0]}; see "
+                                      f"--help") from None
+                shown = str(default).lower() if isinstance(default, bool) else default
+                raise ConfigError(f"{key}={value} is not {kind} (the default is {shown}): "
+                                  f"pass e.g. {key}={shown}") from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"missing option(s): {', '.join(f'{k}=...' for k in missing)}; "
+                          f"see --help")
+    return cfg

@@ -42,8 +42,9 @@ from mtlface.config import parse_key_values
 from mtlface.errors import ConfigError, check_writable, debug_requested
 from mtlface.predict.errors import PredictError, exit_code_of
 from mtlface.predict.faces import FaceSettings, settings_from_config
-from mtlface.predict.metadata import EXPORT_FILES, ModelInfo, exported_path, metadata_path
+from mtlface.predict.metadata import EXPORT_FILES, ModelInfo, metadata_path
 from mtlface.predict.runs import best_checkpoint, build_trained_model, load_config
+from mtlface.runs import RunFolder
 from mtlface.tasks import Task
 
 FORMATS = tuple(EXPORT_FILES)
@@ -94,7 +95,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     backend=fmt)`` looks."""
     _check_format(fmt)
     cfg = load_config(run_dir)
-    out = Path(out) if out else exported_path(run_dir, fmt)
+    out = Path(out) if out else RunFolder(run_dir).exported(fmt)
     check_writable(out, f"exported {fmt} model", "out=")  # before the model is built
     checkpoint = Path(checkpoint or best_checkpoint(run_dir))
     model, spec = build_trained_model(cfg, checkpoint, "cpu")

@@ -27,14 +27,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -42,12 +42,13 @@ from mtlface.backbones import InputSpec
 from mtlface.data.dataset import ManifestDataset
 from mtlface.data.manifest import SPLITS, manifest_file, read_manifest, write_manifest
 from mtlface.data.transforms import build_transform
-from mtlface.checkpoint import CHECKPOINT_DIR, best_checkpoint
+from mtlface.config import parse_key_values, structured_options
 from mtlface.errors import ConfigError, check_writable, check_writable_dir
 from mtlface.errors import debug_requested
 from mtlface.predict.backends import check_device
 from mtlface.predict.errors import exit_code_of
 from mtlface.predict.runs import build_trained_model, load_config
+from mtlface.runs import CONFIG, RunFolder, best_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +99,16 @@ def load_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None = None
     best), its input spec and the checkpoint path: the Predictor's loader
     (:func:`mtlface.predict.runs.build_trained_model`). ``run`` may also be a checkpoint inside
     ``<run>/checkpoints/``."""
-    path = Path(run).expanduser()
-    if path.is_file():
-        checkpoint = checkpoint or path
-        path = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
-    elif not path.is_dir():
-        raise FileNotFoundError(f"no run folder at {path}: pass the folder of a train.py run "
-                                f"(or one of its checkpoints) with run=")
-    if not (path / ".hydra" / "config.yaml").is_file():
-        raise FileNotFoundError(f"{path} has no .hydra/config.yaml: pass the folder of a "
+    folder, given = RunFolder.containing(run)
+    checkpoint = checkpoint or given
+    if given is None and not folder.path.is_dir():
+        raise FileNotFoundError(f"no run folder at {folder.path}: pass the folder of a train.py "
+                                f"run (or one of its checkpoints) with run=")
+    if not folder.is_run():
+        raise FileNotFoundError(f"{folder.path} has no {CONFIG}: pass the folder of a "
                                 f"train.py run (the model is rebuilt from its config)")
-    ckpt = best_checkpoint(checkpoint or path)
-    model, input_spec = build_trained_model(load_config(path), ckpt)
+    ckpt = best_checkpoint(checkpoint or folder.path)
+    model, input_spec = build_trained_model(load_config(folder.path), ckpt)
     return model, input_spec, ckpt
 
 
@@ -291,13 +290,10 @@ def print_summary(summary: PseudoLabelSummary) -> None:
 
 
 def parse_args(argv: Sequence[str]) -> DictConfig:
-    """``key=value`` arguments (values in YAML: ``tasks=[emotion]``) over the defaults."""
-    cfg = OmegaConf.merge(OmegaConf.structured(PseudoLabelConfig), OmegaConf.from_cli(list(argv)))
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"missing option(s): {', '.join(f'{k}=...' for k in missing)}; "
-                          f"see --help")
-    return cfg
+    """``key=value`` arguments over the defaults (:func:`mtlface.config.parse_key_values`;
+    YAML values for lists and numbers: ``tasks=[emotion]``)."""
+    keys = [f.name for f in fields(PseudoLabelConfig)]
+    return structured_options(PseudoLabelConfig, parse_key_values(argv, keys, "see --help"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

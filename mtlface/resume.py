@@ -23,12 +23,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger
 
-from mtlface.checkpoint import CHECKPOINT_DIR, LAST
 from mtlface.errors import UserError
+from mtlface.runs import CHECKPOINT_DIR, CONFIG, LAST, RunFolder
 
 log = logging.getLogger(__name__)
 
-SAVED_CONFIG = Path(".hydra") / "config.yaml"
 # What `resume=<run>` may change: how long the run goes on. Everything else is the run's own.
 RESUME_MAY_CHANGE = ("resume", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time")
 
@@ -61,10 +60,10 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig
     The resuming command's ``overrides`` may change only :data:`RESUME_MAY_CHANGE` (e.g.
     ``trainer.max_epochs=10`` to train on): any other one that gives a key another value than
     the run's stops with the keys named (restating a value the run had is fine)."""
-    run_dir = Path(cfg.resume).expanduser().absolute()
-    saved_path, ckpt = run_dir / SAVED_CONFIG, run_dir / CHECKPOINT_DIR / LAST
-    if not saved_path.is_file():
-        raise FileNotFoundError(f"resume={cfg.resume}: no run folder with {SAVED_CONFIG} there "
+    run = RunFolder(Path(cfg.resume).expanduser().absolute())
+    saved_path, ckpt = run.config, run.last
+    if not run.is_run():
+        raise FileNotFoundError(f"resume={cfg.resume}: no run folder with {CONFIG} there "
                                 f"(pass a folder train.py made, e.g. outputs/runs/<date>_<time>)")
     if not ckpt.is_file():
         raise FileNotFoundError(f"resume={cfg.resume}: no {CHECKPOINT_DIR}/{LAST} to continue "
@@ -73,7 +72,7 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig
     if not _readable_checkpoint(ckpt):
         raise UserError(f"resume={cfg.resume}: {ckpt} is damaged (not a whole checkpoint; a "
                         f"copy or a save cut short?): restore it, or train the run afresh")
-    saved = OmegaConf.load(saved_path)
+    saved = run.load_config()
     changed = _changed_keys(cfg, saved, overrides)
     if changed:
         raise ValueError(
@@ -85,8 +84,8 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig
             key = override.key_or_group
             if key in RESUME_MAY_CHANGE:
                 OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
-        saved.paths.output_dir = str(run_dir)
-    log.info("resuming %s from %s (session log: %s)", run_dir, ckpt,
+        saved.paths.output_dir = str(run.path)
+    log.info("resuming %s from %s (session log: %s)", run.path, ckpt,
              HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "-")
     return saved, ckpt
 

@@ -19,12 +19,12 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mtlface.checkpoint import best_checkpoint
 from mtlface.config import check_override_types, is_group_override
 from mtlface.errors import ConfigError, UserError, report
 from mtlface.factory import build_datamodule, build_model
 from mtlface.memory import check_fits
 from mtlface.resume import BatchSeed, keep_csv_history, resume_config
+from mtlface.runs import RunFolder, best_checkpoint
 from mtlface.staged import init_from_checkpoint, staged_callbacks
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 # every rank), where the advice does not apply.
 QUIET = (r".*isinstance\(treespec, LeafSpec\)",
          r"It is recommended to use `self.log\('(train|val|test)/")
-
-RESULTS_NAME = "results.json"
-FAILED_NAME = "failed.json"  # mtlface.analysis reads it: a sweep job that raised
 
 
 def hydra_job(cfg: DictConfig) -> float | None:
@@ -72,9 +69,10 @@ def _check_overrides(cfg: DictConfig) -> None:
 
 
 def _record_failure(error: Exception) -> None:
-    """Log the job's error and write ``<job dir>/failed.json`` (type, message, traceback)."""
-    job_dir = Path(HydraConfig.get().runtime.output_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
+    """Log the job's error and write ``<job dir>/failed.json`` (type, message, traceback),
+    which mtlface.analysis reads."""
+    job = RunFolder(HydraConfig.get().runtime.output_dir)
+    job.path.mkdir(parents=True, exist_ok=True)
     cause = error
     while cause.__cause__ is not None:  # e.g. the ValueError inside Hydra's InstantiationException
         cause = cause.__cause__
@@ -85,9 +83,9 @@ def _record_failure(error: Exception) -> None:
         "traceback": traceback.format_exc(),
         "overrides": list(HydraConfig.get().overrides.task),
     }
-    (job_dir / FAILED_NAME).write_text(json.dumps(record, indent=2) + "\n")
+    job.failed.write_text(json.dumps(record, indent=2) + "\n")
     log.error("job %s failed (%s); traceback in %s, the sweep goes on",
-              HydraConfig.get().job.num, record["cause"], job_dir / FAILED_NAME)
+              HydraConfig.get().job.num, record["cause"], job.failed)
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
@@ -110,7 +108,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """Train, then validate and test the best checkpoint; write ``results.json`` (keys
     ``<stage>/<task>/<metric>``) into the run folder and return its contents.
 
-    ``resume=<run folder>`` continues that run from ``checkpoints/last.ckpt`` with its saved
+    ``resume=<run folder>`` continues that run from its ``last.ckpt`` with its saved
     config (see :func:`resume_config`), writing into the same folder."""
     with warnings.catch_warnings():
         for message in QUIET:
@@ -165,8 +163,7 @@ def _run(cfg: DictConfig) -> dict[str, float]:
         from mtlface.calibration.fit import calibrate_after_training
         calibrate_after_training(cfg, model, input_spec, best, output_dir)
     if trainer.is_global_zero:  # under DDP every process holds the same (reduced) results
-        (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
-        log.info("results written to %s", output_dir / RESULTS_NAME)
+        log.info("results written to %s", RunFolder(output_dir).write_results(results))
         _print_table(results)
     if not cfg.get("keep_output", True):
         _discard(output_dir)

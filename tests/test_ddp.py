@@ -16,7 +16,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import ROOT, SMALL_BKNET
-from mtlface.checkpoint import best_checkpoint, load_state_dict
+from mtlface.checkpoint import load_state_dict
+from mtlface.runs import best_checkpoint
 from mtlface.data.synthetic import SyntheticFaces
 from mtlface.module import merge_source_batches
 from mtlface.train import build_model

@@ -21,6 +21,12 @@ def test_docs_site_builds_strictly(tmp_path):
                           text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "site" / "index.html").is_file()
+    # The API page is read from the docstrings (mkdocstrings), not written by hand.
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    for name in ("runs.RunFolder", "predict.Predictor", "data.datamodule.MultiSourceDataModule",
+                 "module.MTLFaceModule", "tasks.Task", "data.preprocess.crop.CropSpec"):
+        assert f'id="mtlface.{name}"' in api, name
+    assert "Paths are computed, not checked" in api  # RunFolder's docstring
 
 
 def test_the_product_speaks_of_the_product():

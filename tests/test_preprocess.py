@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from PIL import Image
 
 import fixtures_real as fx
@@ -287,11 +290,17 @@ def test_shards_split_the_work_and_merge_into_one_manifest(tmp_path):
         Shard.parse("3/3")
 
 
-def test_preprocess_yaml_crop_defaults_match_cropspec(tmp_path):
+def test_crop_settings_are_cropspec_itself(tmp_path):
+    """conf/preprocess.yaml takes the crop node from CropSpec (a structured config): the
+    defaults are the dataclass's, the YAML repeats none, overrides are typed."""
     cfg = compose_preprocess([], tmp_path)
     assert dict(cfg.crop) == dataclasses.asdict(CropSpec())
-    stage = build_stage(compose_preprocess(["crop.margin=0.5"], tmp_path))
-    assert stage.crop.margin == 0.5
+    assert "crop" not in OmegaConf.load(CONF_DIR / "preprocess.yaml")  # only in `defaults`
+    stage = build_stage(compose_preprocess(["crop.margin=0.5", "crop.size=null"], tmp_path))
+    assert stage.crop == CropSpec(size=None, margin=0.5)
+    for override in ("crop.margin=abc", "crop.size=true", "crop.marign=0.1"):
+        with pytest.raises(ConfigCompositionException, match=re.escape(override.split("=")[0])):
+            compose_preprocess([override], tmp_path)
 
 
 def _script(tmp_path: Path, *overrides: str, **kwargs) -> subprocess.Popen:
@@ -323,6 +332,8 @@ def _run_script(tmp_path: Path, *overrides: str, **env: str) -> subprocess.Compl
     (["batch_size=abc"], 2, "batch_size=abc is not a whole number >= 1"),
     (["num_workers=-1"], 2, "num_workers=-1 is not a whole number >= 0"),
     (["batsh_size=3"], 2, "Could not override 'batsh_size'"),  # found by Hydra, not the job
+    (["crop.margin=abc"], 2, "Error merging override crop.margin=abc (Value 'abc'"),  # CropSpec
+    (["crop.jpeg_quality=0"], 2, "crop.jpeg_quality must be in 1..100, got 0"),
 ])
 def test_a_mistake_ends_with_one_error_line(tmp_path, overrides, code, says):
     done = _run_script(tmp_path, f"source.root={tmp_path / 'missing'}", *overrides)

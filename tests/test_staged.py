@@ -18,7 +18,8 @@ from mtlface.data.manifest import read_manifest
 from mtlface.data.transforms import build_transform
 from mtlface.pseudo_label import default_output, load_run, parse_args
 from mtlface.pseudo_label import run as pseudo_run
-from mtlface.checkpoint import best_checkpoint, load_state_dict
+from mtlface.checkpoint import load_state_dict
+from mtlface.runs import best_checkpoint
 from mtlface.staged import CheckpointMismatchError, FreezeTrunk, init_from_checkpoint
 from mtlface.train import build_model, run
 
@@ -248,22 +249,3 @@ def test_pseudo_label_bad_input(stage1, data_dir, tmp_path):
     with pytest.raises(ValueError, match=r"missing option\(s\): run=\.\.\., source_manifest"):
         parse_args([])
     assert default_output(source, ["gender"]).name == "manifest.pseudo-gender.csv"
-
-
-def test_best_of_several_checkpoints_recorded_then_by_score(tmp_path):
-    """With several kept checkpoints the one last.ckpt records wins, then the best score in
-    the names; with neither, the caller must choose."""
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    for name in ("epoch00-score0.5000.ckpt", "epoch01-score0.7000.ckpt"):
-        torch.save({"state_dict": {"w": torch.zeros(1)}}, folder / name)
-    assert best_checkpoint(tmp_path).name == "epoch01-score0.7000.ckpt"
-    torch.save({"state_dict": {"w": torch.zeros(1)},
-                "callbacks": {"ModelCheckpoint{'monitor': 'val/score'}":
-                              {"best_model_path": str(folder / "epoch00-score0.5000.ckpt")}}},
-               folder / "last.ckpt")
-    assert best_checkpoint(tmp_path).name == "epoch00-score0.5000.ckpt"
-    (folder / "last.ckpt").unlink()
-    torch.save({"state_dict": {"w": torch.zeros(1)}}, folder / "manual.ckpt")
-    with pytest.raises(ValueError, match="several checkpoints"):
-        best_checkpoint(tmp_path)

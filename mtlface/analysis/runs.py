@@ -22,13 +22,11 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
+from mtlface.runs import OVERRIDES, RESULTS, RunFolder, log_dir
+
 log = logging.getLogger(__name__)
 
-OVERRIDES = Path(".hydra") / "overrides.yaml"
-RESULTS = "results.json"
-FAILED = "failed.json"  # written by train.py when a sweep job raises
 META = ("run", "sweep", "status", "error", "path")
-OUTPUTS = Path(__file__).resolve().parents[2] / "outputs"  # paths.log_dir's default
 
 
 def as_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -51,7 +49,7 @@ def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     for path in as_paths(paths):
         if not path.is_dir():
             raise FileNotFoundError(f"no such run or sweep folder: {path}")
-        runs = ([path] if (path / OVERRIDES).is_file() else
+        runs = ([path] if RunFolder(path).overrides.is_file() else
                 sorted((f.parent.parent for f in path.rglob(str(OVERRIDES))),
                        key=lambda p: (str(p.parent), natural_key(p.name))))
         if not runs:
@@ -86,8 +84,8 @@ def _read_failed(path: Path) -> str:
 
 def load_run(path: str | Path) -> dict[str, Any]:
     """One run folder as a flat dict (see the module docstring)."""
-    path = Path(path)
-    overrides_file = path / OVERRIDES
+    folder = RunFolder(path)
+    path, overrides_file = folder.path, folder.overrides
     try:
         overrides = parse_overrides(yaml.safe_load(overrides_file.read_text()) or [])
     except (OSError, yaml.YAMLError, HydraException) as error:
@@ -99,16 +97,15 @@ def load_run(path: str | Path) -> dict[str, Any]:
         "status": "ok", "error": None, "path": str(path),
     }
     metrics: dict[str, float] = {}
-    results = path / RESULTS
-    if results.is_file():
+    if folder.results.is_file():
         try:
-            metrics = {k: float(v) for k, v in json.loads(results.read_text()).items()}
+            metrics = folder.read_results()
         except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as error:
             row |= {"status": "failed", "error": f"{RESULTS} unreadable ({error})"}
     else:
         row |= {"status": "failed", "error": f"no {RESULTS} (the job died or is still running)"}
-    if (path / FAILED).is_file():
-        row |= {"status": "failed", "error": _read_failed(path / FAILED)}
+    if folder.failed.is_file():  # written by train.py when a sweep job raises
+        row |= {"status": "failed", "error": _read_failed(folder.failed)}
     return row | overrides | metrics
 
 
@@ -140,12 +137,25 @@ def newest(folder: str | Path, count: int = 1) -> list[Path]:
     return sorted(subdirs, key=lambda p: p.stat().st_mtime)[-count:] if count else []
 
 
+def default_outputs() -> Path:
+    """Where train.py put its runs, seen from here: :func:`mtlface.runs.log_dir` (by default
+    ``outputs`` in the working directory), else the nearest ``outputs`` above it: a notebook
+    runs in ``notebooks/``, the runs it looks at are in ``../outputs``."""
+    here = log_dir()
+    if here.is_dir() or here.is_absolute():
+        return here
+    return next((parent / here for parent in Path.cwd().parents if (parent / here).is_dir()),
+                here)
+
+
 def resolve_folders(spec: str | None, kinds: Iterable[str] = ("runs", "multiruns"),
-                    outputs: str | Path = OUTPUTS) -> list[Path]:
+                    outputs: str | Path | None = None) -> list[Path]:
     """The folders named in ``spec`` (``os.pathsep``-separated, e.g. from an environment
-    variable); when empty, the newest folder of each kind under ``outputs``."""
+    variable); when empty, the newest folder of each kind under ``outputs`` (default:
+    :func:`default_outputs`)."""
     if spec:
         return [Path(p) for p in spec.split(os.pathsep) if p]
+    outputs = default_outputs() if outputs is None else outputs
     folders = [p for kind in kinds for p in newest(Path(outputs) / kind)]
     if not folders:
         raise FileNotFoundError(f"nothing under {outputs}/{{{','.join(kinds)}}} yet: train "

@@ -18,12 +18,12 @@ import pandas as pd
 import yaml
 
 from mtlface.analysis.runs import (
-    OVERRIDES,
     load_runs,
     metric_columns,
     natural_key,
     override_columns,
 )
+from mtlface.runs import RunFolder
 
 REPEAT_AXES = ("seed", "data.fold")
 OPTUNA_RESULTS = "optimization_results.yaml"  # written by hydra-optuna-sweeper
@@ -99,9 +99,9 @@ class SweepInfo:
 
 def sweep_info(sweep_dir: Path, runs: pd.DataFrame) -> SweepInfo:
     info = SweepInfo()
-    first = Path(runs["path"].iloc[0]) / OVERRIDES.parent
-    if (first / "config.yaml").is_file():
-        objective = (yaml.safe_load((first / "config.yaml").read_text()) or {}).get("objective")
+    first = RunFolder(runs["path"].iloc[0])
+    if first.config.is_file():
+        objective = (yaml.safe_load(first.config.read_text()) or {}).get("objective")
         if isinstance(objective, dict):  # {metric, mode}
             info.objective = objective.get("metric", info.objective)
             info.direction = {"min": "minimize"}.get(objective.get("mode"), "maximize")
@@ -109,8 +109,8 @@ def sweep_info(sweep_dir: Path, runs: pd.DataFrame) -> SweepInfo:
             info.objective = objective
     if (sweep_dir / OPTUNA_RESULTS).is_file():
         info.optuna = yaml.safe_load((sweep_dir / OPTUNA_RESULTS).read_text())
-        hydra_cfg = yaml.safe_load((first / "hydra.yaml").read_text()) if (
-            first / "hydra.yaml").is_file() else {}
+        hydra_cfg = (yaml.safe_load(first.hydra_config.read_text())
+                     if first.hydra_config.is_file() else {})
         direction = (hydra_cfg.get("hydra", {}).get("sweeper") or {}).get("direction")
         info.direction = direction if isinstance(direction, str) else info.direction
     searched = (info.optuna or {}).get("best_params") or {}

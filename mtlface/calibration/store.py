@@ -15,8 +15,9 @@ from torch import Tensor
 
 from mtlface.calibration.conformal import interval as conformal_interval
 from mtlface.errors import UserError
+from mtlface.runs import CALIBRATION as CALIBRATION_NAME  # noqa: F401 (exported)
+from mtlface.runs import RunFolder
 
-CALIBRATION_NAME = "calibration.json"
 VERSION = 1
 
 
@@ -114,7 +115,7 @@ def decode(task, raw: Tensor, temperature: float | None = None) -> dict[str, Ten
 
 
 def calibration_path(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / CALIBRATION_NAME
+    return RunFolder(run_dir).calibration
 
 
 def load_run_calibration(run_dir: str | os.PathLike,

@@ -36,33 +36,28 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mtlface.errors import ConfigError, UserError, debug_requested
+from mtlface.errors import UserError, debug_requested
 
 DATA_OVERRIDE_PREFIXES = ("data.",)
 
 
+USAGE = "data.<key>=<value> overrides the data config; see --help"
+
+
 def parse_args(argv: Sequence[str]) -> DictConfig:
-    """``key=value`` options (YAML values: ``sources=[a,b]``) over the defaults; arguments that
-    start with ``data.`` are overrides of the data config."""
+    """``key=value`` options over the defaults (:func:`mtlface.config.parse_key_values`; YAML
+    values for lists and numbers: ``sources=[a,b]``); arguments that start with ``data.`` are
+    overrides of the data config."""
+    from mtlface.config import parse_key_values, structured_options  # late: --help is fast
     from mtlface.evaluate.run import EvalConfig
 
     options = [a for a in argv if not a.startswith(DATA_OVERRIDE_PREFIXES)]
     overrides = [a for a in argv if a.startswith(DATA_OVERRIDE_PREFIXES)]
-    bad = [a for a in options if "=" not in a]
-    if bad:
-        raise ConfigError(f"arguments are key=value, got {bad}; see --help")
-    valid = [f.name for f in fields(EvalConfig) if f.name != "data_overrides"]
-    unknown = [a for a in options if a.split("=", 1)[0] not in valid]
-    if unknown:
-        raise ConfigError(f"unknown option(s) {unknown}; valid: {', '.join(valid)}, data.<key>")
-    cfg = OmegaConf.merge(OmegaConf.structured(EvalConfig), OmegaConf.from_cli(options))
+    keys = [f.name for f in fields(EvalConfig) if f.name != "data_overrides"]
+    cfg = structured_options(EvalConfig, parse_key_values(options, keys, USAGE))
     cfg.data_overrides = overrides
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"missing option(s): {', '.join(f'{k}=...' for k in missing)}; "
-                          f"see --help")
     return cfg
 
 

@@ -13,10 +13,9 @@ from typing import Optional
 
 import pandas as pd
 import torch
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from mtlface.calibration.store import load_run_calibration
-from mtlface.checkpoint import CHECKPOINT_DIR
 from mtlface.data.manifest import SPLITS
 from mtlface.errors import ConfigError, check_writable_dir
 from mtlface.evaluate.coverage import add_intervals, coverage_metrics, coverage_table, worst
@@ -28,10 +27,9 @@ from mtlface.evaluate.predictions import GROUP_ATTRIBUTES, collect_predictions
 from mtlface.evaluate.report import calibration_lines, coverage_lines, headline, render
 from mtlface.predict.backends import check_device
 from mtlface.predict.runs import best_checkpoint, build_trained_model, load_config
+from mtlface.runs import RunFolder
 
 log = logging.getLogger(__name__)
-
-EVAL_DIR = "eval"
 
 
 @dataclass
@@ -86,18 +84,15 @@ def check_output(cfg: EvalConfig | DictConfig, run_dir: Path) -> None:
     if cfg.out:
         check_writable_dir(cfg.out, "evaluation output", "out=")
     else:
-        check_writable_dir(run_dir / EVAL_DIR, "evaluation output", "out=")
+        check_writable_dir(RunFolder(run_dir).eval_dir, "evaluation output", "out=")
 
 
 def resolve_run(path: str | os.PathLike) -> tuple[Path, Path]:
     """``(run folder, checkpoint)``: a run folder and its best checkpoint (the shared rule), or
     a ``.ckpt`` file and the run folder it belongs to."""
-    path = Path(path).expanduser()
-    run_dir = path
-    if path.is_file():
-        run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
-    load_config(run_dir)  # a clear error for a folder that is not a run before anything else
-    return run_dir, best_checkpoint(path)
+    run, ckpt = RunFolder.containing(path)
+    load_config(run.path)  # a clear error for a folder that is not a run before anything else
+    return run.path, best_checkpoint(ckpt or run.path)
 
 
 def _data_name(cfg: EvalConfig, run_dir: Path, evaluated: list[str]) -> str:
@@ -109,12 +104,7 @@ def _data_name(cfg: EvalConfig, run_dir: Path, evaluated: list[str]) -> str:
         return cfg.data
     if cfg.manifest:
         return Path(cfg.manifest).expanduser().resolve().with_suffix("").name
-    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
-    if hydra_yaml.is_file():
-        choice = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices.data")
-        if choice:
-            return str(choice)
-    return "data"
+    return RunFolder(run_dir).group_choice("data") or "data"
 
 
 def _device(name: str) -> str:
@@ -165,7 +155,7 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
                 else None)
         sections += coverage_lines(coverage, age, level, cfg.min_group, note)
     name = cfg.name or f"{_data_name(cfg, run_dir, sorted(datasets))}-{split}"
-    folder = Path(cfg.out).expanduser() if cfg.out else run_dir / EVAL_DIR / name
+    folder = Path(cfg.out).expanduser() if cfg.out else RunFolder(run_dir).evaluation(name)
     folder.mkdir(parents=True, exist_ok=True)
     plots = save_plots(table, tasks, metrics, split, folder, cfg.ece_bins) if cfg.plots else []
 

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mtlface.backbones.spec import InputSpec
-from mtlface.calibration.store import Calibration, calibration_path, load_run_calibration
+from mtlface.calibration.store import Calibration, load_run_calibration
 from mtlface.data.preprocess.crop import CropSpec
 from mtlface.data.preprocess.detectors import Face
 from mtlface.data.provenance import SYNTHETIC_NOTICE, trained_on_synthetic_only
@@ -24,9 +24,10 @@ from mtlface.data.transforms import build_transform
 from mtlface.predict.backends import Backend, OnnxBackend, TorchBackend, TorchScriptBackend
 from mtlface.predict.errors import RunFolderError
 from mtlface.predict.faces import FaceFinder, FaceSettings, ImageInput, settings_from_config, to_rgb
-from mtlface.predict.metadata import ModelInfo, exported_path, metadata_path
+from mtlface.predict.metadata import ModelInfo, metadata_path
 from mtlface.predict.results import FacePrediction, TaskPrediction, decode_batch, with_intervals
 from mtlface.predict.runs import best_checkpoint, build_trained_model, load_config
+from mtlface.runs import RunFolder
 from mtlface.tasks import Task
 
 BACKENDS = ("torch", "onnx", "torchscript")
@@ -69,13 +70,13 @@ class Predictor:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {BACKENDS}")
         if backend != "torch":
-            path = exported_path(run_dir, backend)
+            path = RunFolder(run_dir).exported(backend)
             if not path.is_file():
                 load_config(run_dir)  # a clearer message when the run itself is missing
                 raise RunFolderError(f"{path} not found: export it first with `python -m "
                                      f"mtlface.export run={run_dir} format={backend}`")
             predictor = cls.from_exported(path, device, detector=detector, crop=crop)
-            if predictor.calibration is None and calibration_path(run_dir).is_file():
+            if predictor.calibration is None and RunFolder(run_dir).calibration.is_file():
                 logging.getLogger(__name__).warning(
                     "%s was exported before the run was calibrated: its probabilities are "
                     "uncalibrated; export it again to carry calibration.json", path)

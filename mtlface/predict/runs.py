@@ -1,6 +1,7 @@
-"""A training run folder as inference sees it: ``.hydra/config.yaml`` rebuilds the model,
-``checkpoints/`` holds its weights. Checkpoints are read with ``weights_only=True`` (tensors
-and plain containers only); the config comes from the YAML, never from a pickle."""
+"""A training run folder as inference sees it (:class:`mtlface.runs.RunFolder`): its saved
+config rebuilds the model, its best checkpoint holds the weights. Checkpoints are read with
+``weights_only=True`` (tensors and plain containers only); the config comes from the YAML,
+never from a pickle. Errors are :class:`RunFolderError`: one line saying what to do."""
 
 from __future__ import annotations
 
@@ -9,68 +10,52 @@ import os
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from torch import nn
 
-from mtlface import checkpoint
+from mtlface import runs
 from mtlface.checkpoint import load_state_dict
 from mtlface.predict.errors import RunFolderError
+from mtlface.runs import CHECKPOINT_DIR, CONFIG, RESULTS, RunFolder, runs_root
 
-CONFIG = Path(".hydra") / "config.yaml"
-CHECKPOINTS = checkpoint.CHECKPOINT_DIR
-RESULTS = "results.json"  # train.RESULTS_NAME (train imports Lightning: not imported here)
-RUNS_ROOT = Path("outputs") / "runs"  # under paths.log_dir's default
-
-
-def runs_root() -> Path:
-    """Where train.py puts runs: ``$MTLFACE_LOG_DIR/runs``, by default ``outputs/runs`` in the
-    working directory (conf/paths/default.yaml)."""
-    return Path(os.environ.get("MTLFACE_LOG_DIR", "outputs")) / "runs"
+RUNS_ROOT = Path("outputs") / "runs"  # runs_root() by default: what messages show
 IGNORED_PREFIXES = ("weighting.",)  # training-only state (learnt loss weights)
 
 
 def newest_run(root: str | os.PathLike | None = None) -> Path:
-    """The most recent finished run under ``root`` (see :func:`is_finished`): a one-step
-    ``debug=fast`` run or one still training is newer but has no model worth showing."""
+    """The most recent finished run under ``root`` (see :meth:`RunFolder.is_finished`): a
+    one-step ``debug=fast`` run or one still training is newer but has no model worth
+    showing."""
     root = Path(root) if root is not None else runs_root()
-    runs = [p for p in root.glob("*") if (p / CONFIG).is_file()] if root.is_dir() else []
-    finished = [p for p in runs if is_finished(p)]
+    found = [RunFolder(p) for p in root.glob("*")] if root.is_dir() else []
+    found = [r for r in found if r.is_run()]
+    finished = [r for r in found if r.is_finished()]
     if not finished:
-        unfinished = f" ({len(runs)} unfinished)" if runs else ""
+        unfinished = f" ({len(found)} unfinished)" if found else ""
         raise RunFolderError(f"no finished run under {root}/{unfinished}: a finished run has "
-                             f"{CONFIG}, a best checkpoint in {CHECKPOINTS}/ and "
+                             f"{CONFIG}, a best checkpoint in {CHECKPOINT_DIR}/ and "
                              f"{RESULTS}; train one with `python train.py`, or pass a run "
                              f"folder with --run")
-    return max(finished, key=lambda p: ((p / CONFIG).stat().st_mtime, p.name))
-
-
-def is_finished(run_dir: str | os.PathLike) -> bool:
-    """True for a run that trained to the end: its config, a checkpoint ModelCheckpoint kept
-    (not only ``last.ckpt``) and ``results.json``, which ``train.py`` writes last."""
-    run_dir = Path(run_dir)
-    kept = [p for p in (run_dir / CHECKPOINTS).glob("*.ckpt") if p.name != checkpoint.LAST]
-    return (run_dir / CONFIG).is_file() and (run_dir / RESULTS).is_file() and bool(kept)
+    return max(finished, key=lambda r: (r.config.stat().st_mtime, r.path.name)).path
 
 
 def load_config(run_dir: str | os.PathLike) -> DictConfig:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    """The run's saved config, its absence said in the Predictor's terms."""
+    run = RunFolder(run_dir)
+    if not run.path.is_dir():
         raise RunFolderError(f"run folder {run_dir} does not exist: pass the folder of a "
                              f"train.py run ({RUNS_ROOT}/<date>_<time>)")
-    path = run_dir / CONFIG
-    if not path.is_file():
+    if not run.is_run():
         raise RunFolderError(f"{run_dir} is not a training run folder: {CONFIG} is missing "
                              f"(train.py writes it into outputs/runs/<date>_<time>/)")
-    cfg = OmegaConf.load(path)
-    assert isinstance(cfg, DictConfig)
-    return cfg
+    return run.load_config()
 
 
 def best_checkpoint(run_dir: str | os.PathLike) -> Path:
-    """The run's best checkpoint by the shared rule (:func:`mtlface.checkpoint.best_checkpoint`),
+    """The run's best checkpoint by the shared rule (:func:`mtlface.runs.best_checkpoint`),
     its errors in the Predictor's terms."""
     try:
-        return checkpoint.best_checkpoint(run_dir)
+        return runs.best_checkpoint(run_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise RunFolderError(str(exc)) from None
 

@@ -45,8 +45,9 @@ class Option:
         return text + (" or null" if self.nullable else "")
 
 
-# The keys the stage and CropSpec take as they are; source.* and detector.* are checked by
-# their classes' constructors.
+# The keys the stage takes as they are. crop.* are CropSpec's, a structured config: Hydra
+# checks their types when it composes, CropSpec's constructor their ranges; source.* and
+# detector.* are checked by their classes' constructors.
 OPTIONS = {
     "batch_size": Option(int, "32", least=1),
     "num_workers": Option(int, "2", least=0),
@@ -55,10 +56,6 @@ OPTIONS = {
     "flush_seconds": Option(float, "10", least=0, nullable=True),
     "merge": Option(bool, "true"),
     "progress": Option(bool, "false"),
-    "crop.size": Option(int, "224", least=8, nullable=True),
-    "crop.margin": Option(float, "0.2", least=0),
-    "crop.align": Option(bool, "true"),
-    "crop.jpeg_quality": Option(int, "95", least=1),
 }
 
 

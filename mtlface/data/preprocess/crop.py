@@ -17,6 +17,7 @@ from mtlface.data.preprocess.images import ImageError
 TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                      [41.5493, 92.3655], [70.7299, 92.2041]]) / 112.0
 BAD_BOX = "face box empty or not finite"
+CONFIG_GROUP, CONFIG_NAME = "crop", "spec"  # conf/preprocess.yaml's defaults: `crop: spec`
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,24 @@ class CropSpec:
             raise ValueError(f"crop.margin must be in [0, 2], got {self.margin}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"crop.jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+
+def register_config() -> None:
+    """``CropSpec`` as the ``crop`` node of conf/preprocess.yaml (``crop: spec`` in its
+    defaults), a structured config in Hydra's ConfigStore: the YAML repeats no default, and
+    ``crop.margin=abc`` or a misspelt ``crop.*`` key stops at composition with the key named.
+    The ranges stay ``__post_init__``'s. Idempotent."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.structured(CropSpec)
+    OmegaConf.set_readonly(node, False)  # frozen is for the dataclass; overrides must apply
+    ConfigStore.instance().store(group=CONFIG_GROUP, name=CONFIG_NAME, node=node)
+
+
+# Stored on import, as Hydra's structured configs are: whatever composes conf/preprocess.yaml
+# (the command, tests, the benchmarks) has imported the preprocessing package by then.
+register_config()
 
 
 def crop_face(image: np.ndarray, face: Face, spec: CropSpec) -> np.ndarray:
