@@ -65,6 +65,7 @@ def test_local_launcher_composes():
     assert type(instantiate(cfg.hydra.launcher)).__name__ == "LocalLauncher"
 
 
+@pytest.mark.integration  # submitit jobs in subprocesses
 def test_a_sweep_runs_as_submitit_jobs_on_this_machine(data_dir, tmp_path):
     cmd = [sys.executable, "train.py", "-m", "hydra/launcher=local", "hydra.launcher.timeout_min=5",
            "debug=fast", "seed=1,2", f"hydra.sweep.dir={tmp_path}", *ONE_SOURCE]

@@ -310,6 +310,7 @@ def _script(tmp_path: Path, *overrides: str, **kwargs) -> subprocess.Popen:
                             text=True, **kwargs)
 
 
+@pytest.mark.integration  # preprocess.py in a subprocess
 def test_preprocess_script_runs_and_prints_a_summary(tmp_path):
     root = fx.write_genki4k(tmp_path / "raw")
     proc = _script(tmp_path, "source=genki4k", f"source.root={root}", "detector=none",
@@ -327,6 +328,7 @@ def _run_script(tmp_path: Path, *overrides: str, **env: str) -> subprocess.Compl
                           env={**os.environ, **env})
 
 
+@pytest.mark.integration  # preprocess.py in a subprocess
 @pytest.mark.parametrize("overrides, code, says", [
     (["source=genki4k"], 1, "GENKI-4K: folder not found: "),  # a missing dataset
     (["batch_size=abc"], 2, "batch_size=abc is not a whole number >= 1"),
@@ -343,6 +345,7 @@ def test_a_mistake_ends_with_one_error_line(tmp_path, overrides, code, says):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.integration  # preprocess.py in a subprocess
 @pytest.mark.parametrize("flags, env", [(["--debug"], {}), ([], {"HYDRA_FULL_ERROR": "1"})])
 def test_debug_shows_the_traceback(tmp_path, flags, env):
     done = _run_script(tmp_path, "source=genki4k", f"source.root={tmp_path / 'missing'}",
@@ -377,6 +380,7 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     assert not [p for p in all_files(folder) if p.suffix in (".part", ".tmp")]
 
 
+@pytest.mark.integration  # preprocess.py in a subprocess
 def test_kill_9_loses_only_seconds_of_work(tmp_path):
     """Progress is saved by time, not only every flush_every (512) results: a kill -9 part way
     through 240 images leaves most of the work recorded; the re-run does only the rest and

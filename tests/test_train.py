@@ -26,6 +26,7 @@ def _assert_beats_chance(results):
     assert results["test/age/acc_1off"] > results["test/age/acc"]
 
 
+@pytest.mark.integration  # a 12-epoch training run
 def test_short_training_run_beats_chance_on_every_task(data_dir, tmp_path):
     cfg = compose_train([*TINY_SOURCES, *SMALL_BKNET, "trainer.max_epochs=12", "seed=1"],
                         output_dir=tmp_path)
