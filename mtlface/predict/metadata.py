@@ -74,10 +74,3 @@ def metadata_path(model_path: str | Path) -> Path:
 
 
 EXPORT_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
-
-
-def exported_path(run_dir: str | Path, fmt: str) -> Path:
-    """Where ``python -m mtlface.export run=<run_dir> format=<fmt>`` writes by default."""
-    if fmt not in EXPORT_FILES:
-        raise ValueError(f"unknown export format {fmt!r}; valid: {list(EXPORT_FILES)}")
-    return Path(run_dir) / "export" / EXPORT_FILES[fmt]
