@@ -33,6 +33,7 @@ import torch
 from benchmarks.table import Row, markdown
 from benchmarks.timing import CLOCKS, environment, use_clock
 from benchmarks.workload import QUICK_DATA, ROOT
+from mtlface.config import key_values_as_flags
 
 PARTS = ("overhead", "pipeline", "preprocess", "detection", "inference", "scaling", "weighting")
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks" / "results.md"
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed repeats of every part (default: each part's own)")
     parser.add_argument("--epoch-steps", type=int, default=None,
                         help="steps of the overhead part's BKNet epoch (default: 50)")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(key_values_as_flags(argv, parser))
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads must be >= 1, got {args.threads}")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def _conf_dir() -> Path:
@@ -213,3 +216,23 @@ def structured_options(schema: type, args: dict[str, str]) -> DictConfig:
         raise ConfigError(f"missing option(s): {', '.join(f'{k}=...' for k in missing)}; "
                           f"see --help")
     return cfg
+
+
+def key_values_as_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``key=value`` arguments of a flag-style command as its ``--key=value`` options (``_`` or
+    ``-`` alike), so every ``mtlface`` command takes the ``key=value`` form: ``mtlface predict
+    image=photo.jpg json=faces.jsonl detect_every=3``. Anything else (flags, positionals, a
+    ``key=value`` that names no option, e.g. a path with ``=``) passes through unchanged."""
+    actions = {s: action for action in parser._actions for s in action.option_strings}
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        flag = "--" + key.replace("_", "-")
+        if sep and not arg.startswith("-") and flag in actions:
+            if actions[flag].nargs == 0:  # a switch: key=true turns it on, key=false leaves it off
+                out += [flag] if value.lower() in ("1", "true", "yes") else []
+                continue
+            out.append(f"{flag}={value}")
+        else:
+            out.append(arg)
+    return out

@@ -80,3 +80,20 @@ def test_pseudo_label_options():
         pseudo_label_args(["threshold=0.5"])
     with pytest.raises(ConfigError, match="threshold=x is not a number"):
         pseudo_label_args(["run=r", "source_manifest=m", "threshold=x"])
+
+
+def test_flag_commands_take_key_values_too():
+    import argparse
+
+    from mtlface.config import key_values_as_flags
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-i", "--image")
+    parser.add_argument("--detect-every", type=int)
+    parser.add_argument("--show", action="store_true")
+    argv = ["image=my photo.jpg", "detect_every=3", "show=true", "--json", "x=y.jsonl"]
+    assert key_values_as_flags(argv, parser) == [
+        "--image=my photo.jpg", "--detect-every=3", "--show", "--json", "x=y.jsonl"]
+    assert key_values_as_flags(["show=false"], parser) == []
+    args = parser.parse_args(key_values_as_flags(["image=a=b.jpg", "detect-every=2"], parser))
+    assert (args.image, args.detect_every, args.show) == ("a=b.jpg", 2, False)

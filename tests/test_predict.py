@@ -278,6 +278,9 @@ def test_demo_prints_one_json_object_per_face_to_stdout(trained_run, astronaut, 
     faces = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # stdout: JSON only
     assert [f["face"] for f in faces] == [0, 1]
     assert faces[0]["box"][2] < 512 < faces[1]["box"][0]  # left to right, one per copy
+    # The key=value form of the same command (every mtlface command takes it).
+    assert demo([f"run={trained_run}", f"image={pair}", "--json"]) == 0
+    assert [json.loads(line)["face"] for line in capsys.readouterr().out.splitlines()] == [0, 1]
 
 
 def test_demo_says_when_there_is_no_face(trained_run, tmp_path, capsys):

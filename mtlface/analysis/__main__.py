@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from mtlface.analysis.summary import REPEAT_AXES, write_summary
+from mtlface.config import key_values_as_flags
 
 
 def _names(text: str) -> list[str]:
@@ -21,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=_names, default=None,
                         help="summary.md columns (default: the objective and every test "
                              "metric but the losses); summary.csv has every metric")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(key_values_as_flags(argv, parser))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     for sweep in args.sweeps:
         try:

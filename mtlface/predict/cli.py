@@ -16,6 +16,7 @@ from typing import NoReturn, TextIO
 
 import cv2
 
+from mtlface.config import key_values_as_flags
 from mtlface.errors import CONFIG_EXIT, DEBUG_ENV, ConfigError, check_writable
 from mtlface.predict import video
 from mtlface.predict.backends import check_device
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(key_values_as_flags(argv, parser))
     _check_combinations(parser, args)
     if args.debug:
         os.environ[DEBUG_ENV] = "1"
