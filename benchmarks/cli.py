@@ -1,7 +1,9 @@
-"""``python -m benchmarks`` (or ``python -m benchmarks``): every benchmark part, one markdown table.
+"""``python -m benchmarks`` (``mtlface bench`` in a clone): every benchmark part, one markdown
+table, written to the docs page ``docs/benchmark-results.md`` (``--quick``: to
+``outputs/benchmarks/quick.md``, never the docs).
 
     .venv/bin/python -m benchmarks [--quick] [--parts overhead,pipeline,preprocess,detection,inference,scaling,weighting]
-        [--out outputs/benchmarks/results.md] [--threads N] [--clock wall|cpu] [--repeats N] [--epoch-steps N]
+        [--out FILE] [--threads N] [--clock wall|cpu] [--repeats N] [--epoch-steps N]
 
 Parts (each module's docstring says exactly what it measures):
   overhead    Lightning training epoch of MTLFaceModule vs a plain PyTorch loop (target >= 0.95)
@@ -35,8 +37,13 @@ from benchmarks.timing import CLOCKS, environment, use_clock
 from benchmarks.workload import QUICK_DATA, ROOT
 from mtlface.config import key_values_as_flags
 
+PAGE_TITLE = ("# Benchmark results\n\nWritten by the command below (`python -m benchmarks`); "
+              "what each part measures and the other measured tables: "
+              "[Benchmarks](benchmarks.md).\n\n")
 PARTS = ("overhead", "pipeline", "preprocess", "detection", "inference", "scaling", "weighting")
-DEFAULT_OUT = ROOT / "outputs" / "benchmarks" / "results.md"
+# A measurement (re)writes its docs page; a --quick smoke test never does.
+DEFAULT_OUT = ROOT / "docs" / "benchmark-results.md"
+QUICK_OUT = ROOT / "outputs" / "benchmarks" / "quick.md"
 # Settings fields that take the synthetic data overrides in --quick (small splits).
 DATA_FIELDS = ("overrides", "data")
 
@@ -86,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", type=parse_parts, default=list(PARTS),
                         help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown file to write")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="markdown file to write (default: docs/benchmark-results.md, "
+                             "the docs page; with --quick outputs/benchmarks/quick.md)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's own)")
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
@@ -116,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         header["settings"] = "--quick: tiny smoke-test settings, not a measurement"
     table = markdown(rows, header)
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
-    print(f"[bench] written to {args.out}", file=sys.stderr)
+    out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    if out == DEFAULT_OUT:
+        table = PAGE_TITLE + table
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    print(f"[bench] written to {out}", file=sys.stderr)
     return 0

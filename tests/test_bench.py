@@ -156,3 +156,18 @@ def test_packed_file_of_another_dataset_is_refused(data_dir, tmp_path):
         PackedDataset(dm.datasets["train"]["utk_like"], packed.file)
 
 
+
+
+def test_a_measurement_rewrites_its_docs_page_and_a_quick_run_never_does(tmp_path,
+                                                                        monkeypatch):
+    import benchmarks.cli as cli
+
+    page, quick = tmp_path / "docs" / "benchmark-results.md", tmp_path / "quick.md"
+    monkeypatch.setattr(cli, "DEFAULT_OUT", page)
+    monkeypatch.setattr(cli, "QUICK_OUT", quick)
+    monkeypatch.setattr(cli, "run_parts", lambda *args: ([], {"detection": 1.0}))
+    assert cli.main(["--quick", "--parts", "detection"]) == 0
+    assert quick.is_file() and not page.exists()
+    assert cli.main(["parts=detection"]) == 0  # key=value reads as --parts
+    text = page.read_text()
+    assert text.startswith("# Benchmark results") and "`python -m benchmarks parts=detection`" in text
