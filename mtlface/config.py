@@ -57,6 +57,11 @@ def unknown_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -
             [o for o in overrides if not o.startswith("-")])
     except OverrideParseException:
         return []  # malformed overrides: Hydra's own message explains them
+    # Config folders of the user's own (hydra.searchpath=[file:///my/conf]) add options, e.g.
+    # a task declared in /my/conf/tasks/wears_hat.yaml.
+    extra = [Path(str(p).removeprefix("file://")) for o in parsed
+             if o.key_or_group == "hydra.searchpath" for p in _choices(o.value())
+             if str(p).startswith("file://")]
     messages = []
     for override in parsed:
         group = override.key_or_group
@@ -65,7 +70,8 @@ def unknown_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -
         if ("." in group or group.startswith("hydra/") or not (conf_dir / group).is_dir()
                 or override.is_delete()):
             continue
-        valid = group_options(group, conf_dir)
+        valid = sorted({*group_options(group, conf_dir),
+                        *(o for d in extra for o in group_options(group, d))})
         for name in _choices(override.value()):
             if name not in valid:
                 messages.append(f"unknown {group} {name!r}; valid {group}: {', '.join(valid)}")

@@ -63,3 +63,12 @@ def test_train_py_exits_with_the_list_of_valid_names():
 def test_a_wrong_config_value_is_a_clear_error():
     with pytest.raises(Exception, match="num_bins must be >= 2"):
         build_model(compose_train(["age_bins.num_bins=1"]))
+
+
+def test_group_options_of_a_users_config_folder_are_known(tmp_path):
+    """A task declared in a config folder of one's own (hydra.searchpath) is a valid choice."""
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "wears_hat.yaml").write_text("wears_hat: {}\n")
+    overrides = ["tasks=[gender,wears_hat]"]
+    assert unknown_group_choices(overrides)  # not without the folder
+    assert unknown_group_choices([f"hydra.searchpath=[file://{tmp_path}]", *overrides]) == []
