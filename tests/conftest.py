@@ -37,6 +37,17 @@ def data_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def astronaut(tmp_path_factory) -> Path:
+    """A real photo with one face (public domain, shipped in scikit-image), as a JPEG file."""
+    from PIL import Image
+
+    skimage_data = pytest.importorskip("skimage.data")
+    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
+    Image.fromarray(skimage_data.astronaut()).save(path, quality=92)
+    return path
+
+
 def compose_train(overrides=(), output_dir: Path | None = None):
     """The train config as `python train.py <overrides>` would see it, with the hydra node
     set so ${hydra:...} interpolations resolve outside @hydra.main."""

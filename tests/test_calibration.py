@@ -207,16 +207,6 @@ def test_a_bad_conformal_level_stops_training_before_it_starts(data_dir, tmp_pat
 # -- the Predictor and the demo ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def astronaut(tmp_path_factory):
-    from PIL import Image
-
-    skimage_data = pytest.importorskip("skimage.data")
-    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
-    Image.fromarray(skimage_data.astronaut()).save(path, quality=92)
-    return path
-
-
 def test_predictor_gives_calibrated_probabilities_and_the_age_interval(trained_run, astronaut):
     from mtlface import Predictor
 

@@ -113,7 +113,7 @@ def test_csv_source_maps_a_users_columns_and_values(tmp_path, caplog):
 
 
 def test_a_task_declared_only_in_a_users_yaml_trains_evaluates_exports_and_predicts(
-        own_conf, own_manifest, tmp_path, capsys):
+        own_conf, own_manifest, astronaut, tmp_path, capsys):
     from mtlface.evaluate.cli import parse_args
     from mtlface.evaluate.run import evaluate
     from mtlface.export import PARITY_TOLERANCE, export_run
@@ -148,10 +148,8 @@ def test_a_task_declared_only_in_a_users_yaml_trains_evaluates_exports_and_predi
     kinds = {t["name"]: t["kind"] for t in ModelInfo.load(export.metadata).tasks}
     assert kinds == {"gender": "binary", "spectacles": "binary", "tint": "regression"}
 
-    photo = tmp_path / "astronaut.jpg"
-    Image.fromarray(pytest.importorskip("skimage.data").astronaut()).save(photo)
     faces = tmp_path / "faces.jsonl"
-    assert demo(["--run", str(out), "--backend", "onnx", "-i", str(photo),
+    assert demo(["--run", str(out), "--backend", "onnx", "-i", str(astronaut),
                  "--json", str(faces)]) == 0
     (face,) = [json.loads(line) for line in faces.read_text().splitlines()]
     assert face["tasks"]["spectacles"]["label"] in ("bare", "glasses")
@@ -193,7 +191,7 @@ def test_cross_dataset_matrix_of_two_runs(trained_run, tmp_path, capsys):
     assert "neither a run folder nor a sweep folder" in capsys.readouterr().err
 
 
-def test_a_model_trained_on_synthetic_faces_says_so(trained_run, tmp_path, capsys):
+def test_a_model_trained_on_synthetic_faces_says_so(trained_run, astronaut, tmp_path, capsys):
     """Once in the demo, and in an export's metadata (which the Predictor reads back)."""
     from mtlface.data.provenance import SYNTHETIC_NOTICE, trained_on_synthetic_only
     from mtlface.export import export_run
@@ -201,9 +199,7 @@ def test_a_model_trained_on_synthetic_faces_says_so(trained_run, tmp_path, capsy
     from mtlface.predict.cli import main as demo
     from mtlface.predict.metadata import ModelInfo
 
-    photo = tmp_path / "astronaut.jpg"
-    Image.fromarray(pytest.importorskip("skimage.data").astronaut()).save(photo)
-    assert demo(["--run", str(trained_run), "-i", str(photo)]) == 0
+    assert demo(["--run", str(trained_run), "-i", str(astronaut)]) == 0
     assert capsys.readouterr().err.count("trained on synthetic faces only") == 1
     export = export_run(trained_run, "onnx", out=tmp_path / "m.onnx")
     extra = ModelInfo.load(export.metadata).extra

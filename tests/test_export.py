@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
-from PIL import Image
 
 from conftest import ROOT, SMALL_BKNET, compose_train
 from mtlface.export import PARITY_TOLERANCE, export_run, main as export_main, random_inputs
@@ -44,14 +43,6 @@ def run_dir(tmp_path_factory):
 def exports(run_dir):
     """Both formats exported once into the run's export/ folder (where from_run looks)."""
     return {fmt: export_run(run_dir, fmt) for fmt in ("onnx", "torchscript")}
-
-
-@pytest.fixture(scope="module")
-def astronaut(tmp_path_factory):
-    skimage_data = pytest.importorskip("skimage.data")
-    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
-    Image.fromarray(skimage_data.astronaut()).save(path)
-    return path
 
 
 def test_torchscript_export_has_named_outputs_and_matches_pytorch(run_dir, tmp_path):

@@ -37,14 +37,6 @@ def predictor(trained_run):
     return Predictor.from_run(trained_run)
 
 
-@pytest.fixture(scope="module")
-def astronaut(tmp_path_factory):
-    skimage_data = pytest.importorskip("skimage.data")
-    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
-    Image.fromarray(skimage_data.astronaut()).save(path, quality=92)
-    return path
-
-
 def _check_face(face, image_size, task_names):
     assert isinstance(face, FacePrediction)
     x1, y1, x2, y2 = face.box

@@ -11,7 +11,6 @@ import sys
 
 import pytest
 import torch
-from PIL import Image
 
 from conftest import ROOT
 from mtlface.errors import DEBUG_ENV
@@ -32,12 +31,9 @@ def no_debug(monkeypatch):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
 
 
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    skimage_data = pytest.importorskip("skimage.data")
-    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
-    Image.fromarray(skimage_data.astronaut()).save(path)
-    return path
+@pytest.fixture
+def photo(astronaut):
+    return astronaut
 
 
 @pytest.fixture
