@@ -48,6 +48,17 @@ def astronaut(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def grace_hopper():
+    """A real photo with one face (public domain, shipped in matplotlib), RGB uint8."""
+    import numpy as np
+    from PIL import Image
+
+    cbook = pytest.importorskip("matplotlib.cbook")
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
 def compose_train(overrides=(), output_dir: Path | None = None):
     """The train config as `python train.py <overrides>` would see it, with the hydra node
     set so ${hydra:...} interpolations resolve outside @hydra.main."""

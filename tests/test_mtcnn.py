@@ -45,13 +45,10 @@ def _isolated_onnx_cache(onnx_cache, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def photos() -> dict[str, np.ndarray]:
+def photos(grace_hopper) -> dict[str, np.ndarray]:
     skimage = pytest.importorskip("skimage.data")
-    cbook = pytest.importorskip("matplotlib.cbook")
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = np.asarray(Image.open(f).convert("RGB"))
     astronaut = skimage.astronaut()
-    return {"astronaut": astronaut, "grace_hopper": hopper,
+    return {"astronaut": astronaut, "grace_hopper": grace_hopper,
             "astronaut_mirrored": np.ascontiguousarray(astronaut[:, ::-1])}
 
 

@@ -82,13 +82,10 @@ def recorded_ids(cache: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def photos() -> dict[str, np.ndarray]:
+def photos(grace_hopper) -> dict[str, np.ndarray]:
     skimage = pytest.importorskip("skimage.data")
-    cbook = pytest.importorskip("matplotlib.cbook")
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = np.asarray(Image.open(f).convert("RGB"))
     rng = np.random.default_rng(0)
-    return {"astronaut.png": skimage.astronaut(), "grace_hopper.png": hopper,
+    return {"astronaut.png": skimage.astronaut(), "grace_hopper.png": grace_hopper,
             "noise1.png": rng.integers(0, 256, (300, 400, 3), dtype=np.uint8),
             "noise2.png": rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)}
 
