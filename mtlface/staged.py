@@ -69,18 +69,17 @@ def check_shared_classes(model: pl.LightningModule, path: str | os.PathLike) -> 
     mean its classes, so a reordered list would load silently and predict the wrong names.
     Checked when the checkpoint lies in a run folder (whose config declares its tasks)."""
     from mtlface.labels import declared_labels
-    from mtlface.predict.runs import load_config
+    from mtlface.runs import RunFolder
 
-    path = Path(path)
-    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    if not (run / ".hydra" / "config.yaml").is_file():
+    run, _ = RunFolder.containing(path)
+    if not run.is_run():
         return
-    theirs = declared_labels(load_config(run).tasks)
+    theirs = declared_labels(run.load_config().tasks)
     for name, task in model.tasks.items():
         if name in theirs and theirs[name].classes != task.label.classes:
             raise CheckpointMismatchError(
                 f"tasks.{name} declares classes {list(task.label.classes or [])}, the run it "
-                f"starts from ({run}) {list(theirs[name].classes or [])}: declare the same "
+                f"starts from ({run.path}) {list(theirs[name].classes or [])}: declare the same "
                 f"classes in the same order, or leave the task out to train a fresh head")
 
 

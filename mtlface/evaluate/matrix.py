@@ -30,6 +30,7 @@ import pandas as pd
 
 from mtlface.config import parse_key_values
 from mtlface.errors import ConfigError, UserError, check_writable_dir, reports_errors
+from mtlface.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,10 @@ def run_folders(paths: Sequence[str | Path]) -> list[Path]:
     runs: list[Path] = []
     for given in paths:
         path = Path(given).expanduser()
-        if (path / ".hydra" / "config.yaml").is_file():
+        if RunFolder(path).is_run():
             runs.append(path)
             continue
-        found = sorted(p.parent.parent for p in path.glob("*/.hydra/config.yaml"))
+        found = sorted(p for p in path.glob("*/") if RunFolder(p).is_run())
         if not found:
             raise UserError(f"{path} is neither a run folder nor a sweep folder of runs (no "
                             f".hydra/config.yaml in it or its sub-folders): pass runs=<folder>")
@@ -57,14 +58,7 @@ def run_folders(paths: Sequence[str | Path]) -> list[Path]:
 
 def mix_name(run: Path) -> str:
     """The training mix a run was made with: its ``data`` choice when Hydra recorded it."""
-    from omegaconf import OmegaConf
-
-    hydra = run / ".hydra" / "hydra.yaml"
-    if hydra.is_file():
-        choice = OmegaConf.select(OmegaConf.load(hydra), "hydra.runtime.choices.data")
-        if choice:
-            return str(choice)
-    return run.name
+    return RunFolder(run).group_choice("data") or run.name
 
 
 def cells(run: Path, data: str | None, sources: Sequence[str] | None, split: str,
@@ -72,7 +66,6 @@ def cells(run: Path, data: str | None, sources: Sequence[str] | None, split: str
     """One row per (source, task) of a run's evaluation: the task's main metric there."""
     from mtlface.evaluate.cli import parse_args
     from mtlface.evaluate.run import evaluate
-    from mtlface.predict.runs import load_config
     from mtlface.tasks.base import kind_class
 
     argv = [f"run={run}", f"split={split}", f"batch_size={batch_size}", f"device={device}",
@@ -82,7 +75,7 @@ def cells(run: Path, data: str | None, sources: Sequence[str] | None, split: str
     result = evaluate(parse_args(argv))
     # The kind of each task (its class) names its main metric: no model needed.
     main = {name: kind_class(node._target_).main_metric
-            for name, node in load_config(run).tasks.items()}
+            for name, node in RunFolder(run).load_config().tasks.items()}
     rows = []
     for source in sorted(result.table["source"].unique()):
         for name, metric in main.items():
