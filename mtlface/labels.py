@@ -81,8 +81,8 @@ def shipped_labels() -> dict[str, LabelSpec]:
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml") and not entry.name.startswith("_"):
             node = OmegaConf.create(entry.read_text())
-            labels |= {k: v for k, v in declared_labels(
-                {k: n for k, n in node.items() if not str(k).startswith("_")}).items()}
+            labels |= declared_labels({k: n for k, n in node.items()
+                                       if not str(k).startswith("_")})
     return labels
 
 

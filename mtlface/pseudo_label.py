@@ -122,7 +122,7 @@ def decode_confident(task: torch.nn.Module, pred: Tensor) -> tuple[Tensor, Tenso
     return task.label_values(out), out["probs"].max(dim=-1).values
 
 
-def check_options(tasks: Sequence[str] | None, threshold: float, splits: Sequence[str]) -> None:
+def check_options(threshold: float, splits: Sequence[str]) -> None:
     """The options that need no model: checked before one is loaded."""
     if not 0 < threshold <= 1:
         raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
@@ -148,7 +148,7 @@ def pseudo_label(model: torch.nn.Module, input_spec: InputSpec, frame: pd.DataFr
     for ``tasks``, and what was done. Only blank cells of sources with no label for a task are
     candidates; ``frame`` itself is not modified."""
     tasks = list(tasks)
-    check_options(tasks, threshold, splits)
+    check_options(threshold, splits)
     _check_tasks(model, tasks)
     out = frame.copy()
     summary = PseudoLabelSummary(len(frame), threshold, list(splits), 0, {})
@@ -250,7 +250,7 @@ def run(cfg: PseudoLabelConfig | DictConfig) -> PseudoLabelSummary:
     if not source.is_file():
         raise FileNotFoundError(f"no manifest at {cfg.source_manifest}: pass a manifest.csv "
                                 f"(or its folder) with source_manifest=")
-    check_options(cfg.tasks, cfg.threshold, list(cfg.splits))
+    check_options(cfg.threshold, list(cfg.splits))
     check_device(_device(cfg.device), "device={}")
     check_output(cfg.output, source)
     model, input_spec, ckpt = load_run(cfg.run, cfg.checkpoint)

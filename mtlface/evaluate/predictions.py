@@ -57,8 +57,7 @@ def nll_columns(name: str, true: pd.Series, decoded: Mapping[str, Tensor]
 def _group_labels(values: np.ndarray | None, size: int) -> pd.Series:
     if values is None:
         return pd.Series(pd.array([None] * size, dtype="Int64"))
-    return nullable_classes(np.nan_to_num(np.asarray(values, dtype=np.float64),
-                                          nan=MISSING_CLASS), MISSING_CLASS)
+    return nullable_classes(values, MISSING_CLASS)  # group labels are classes, -1 missing
 
 
 @torch.inference_mode()

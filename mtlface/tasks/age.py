@@ -207,16 +207,13 @@ class AgeTask(Task):
 
     def _describe(self) -> dict[str, Any]:
         return {"classes": self.bins.names, "edges": self.bins.edges,
-                "centres": self.bins.centres, "readout": self.readout.value}
+                "centres": self.bins.centres, "readout": self.readout.value,
+                "value_range": list(self.value_range)}
 
     @classmethod
     def from_description(cls, desc: Mapping[str, Any]) -> AgeTask:
         return cls(1, AgeBins(desc["edges"], desc["centres"]), readout=desc["readout"],
-                   head=no_head, name=desc["name"])
-
-    @property
-    def label(self) -> LabelSpec:
-        return LabelSpec(self.name, value_range=self.value_range)
+                   head=no_head, name=desc["name"], value_range=desc["value_range"])
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -66,9 +66,10 @@ class Task(nn.Module, ABC):
         """The label this kind learns from, out of its declaration (a task config's keys)."""
 
     @property
-    @abstractmethod
     def label(self) -> LabelSpec:
-        """The label column this task reads (its declaration, as the data side sees it)."""
+        """The label column this task reads: its kind's ``label_spec`` of its description,
+        so a built task and its declaration say the same."""
+        return self.label_spec(self.name, self._describe())
 
     @staticmethod
     def kinds() -> list[str]:

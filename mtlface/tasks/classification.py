@@ -60,10 +60,6 @@ class MulticlassTask(Task):
         return LabelSpec(name, cls._check_classes(name, options.get("classes")))
 
     @property
-    def label(self) -> LabelSpec:
-        return LabelSpec(self.name, self.class_names)
-
-    @property
     def classes(self) -> tuple[str, ...]:
         return self.class_names
 

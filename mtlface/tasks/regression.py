@@ -62,10 +62,6 @@ class RegressionTask(Task):
     def label_spec(cls, name: str, options: Mapping[str, Any]) -> LabelSpec:
         return LabelSpec(name, value_range=cls._check_range(name, options.get("value_range")))
 
-    @property
-    def label(self) -> LabelSpec:
-        return LabelSpec(self.name, value_range=self.value_range)
-
     def _describe(self) -> dict[str, Any]:
         return {"value_range": list(self.value_range) if self.value_range else None}
 
