@@ -182,7 +182,10 @@ def test_min_nms_keeps_what_facenet_pytorch_keeps():
 
 @pytest.mark.parametrize("net", networks.NETS)
 def test_exported_networks_compute_what_facenet_pytorchs_do(net):
-    """The export rewrites PReLUs and pads channels for speed: the outputs must not move."""
+    """The export pools before the first PReLU, rewrites the others and pads channels for
+    speed: the outputs must not move. The first PReLUs of facenet-pytorch's weights have
+    slopes below 0, between 0 and 1 and (P- and R-Net) above 1, so every case of the pooled
+    PReLU is met; an odd input size meets the pools' partial windows."""
     from facenet_pytorch.models import mtcnn as facenet
 
     module = {"pnet": facenet.PNet, "rnet": facenet.RNet, "onet": facenet.ONet}[net]().eval()
