@@ -19,7 +19,6 @@ from mtlface.data.preprocess.mtcnn.cascade import (
     Candidates,
     content_extent,
     nms_min,
-    normalise,
     pyramid_scales,
     window_span,
 )
@@ -117,12 +116,12 @@ def test_zero_padding_is_skipped_without_changing_a_proposal(photos):
         assert extent == (filled_rows[-1] + 1, filled_cols[-1] + 1)
         assert min(extent) < 320  # there is padding to skip
         planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))
-        blank = cascade.pnet(normalise(np.zeros((1, 3, 12, 12), np.float32)))[1][0, -1, 0, 0]
+        blank = cascade.pnet(np.zeros((1, 3, 12, 12), np.float32))[1][0, -1, 0, 0]
         for scale in pyramid_scales(320, 320, 20, 0.709):
             size = int(320 * scale + 1), int(320 * scale + 1)
             rows, cols = window_span(size[0], 320, extent[0]), window_span(size[1], 320, extent[1])
-            whole = cascade.pnet(normalise(resize_area(planes, *size)))[1][:, -1]
-            seen = cascade.pnet(normalise(resize_area(planes, *size, rows, cols)))[1][:, -1]
+            whole = cascade.pnet(resize_area(planes, *size))[1][:, -1]
+            seen = cascade.pnet(resize_area(planes, *size, rows, cols))[1][:, -1]
             h, w = seen.shape[1:]
             np.testing.assert_allclose(seen, whole[:, :h, :w], rtol=0, atol=1e-6)
             beyond = np.concatenate([whole[:, h:].ravel(), whole[:, :h, w:].ravel()])
@@ -190,10 +189,10 @@ def test_exported_networks_compute_what_facenet_pytorchs_do(net):
 
     module = {"pnet": facenet.PNet, "rnet": facenet.RNet, "onet": facenet.ONet}[net]().eval()
     size = {"pnet": 37, "rnet": 24, "onet": 48}[net]
-    pixels = np.random.default_rng(2).uniform(-1, 1, (5, 3, size, size)).astype(np.float32)
-    ours = networks.session(net).run(None, {"image": pixels})
+    pixels = np.random.default_rng(2).uniform(0, 255, (5, 3, size, size)).astype(np.float32)
+    ours = networks.session(net).run(None, {"image": pixels})  # takes pixel values
     with torch.no_grad():
-        theirs = module(torch.from_numpy(pixels))
+        theirs = module(torch.from_numpy((pixels - 127.5) / 128))
     if net == "pnet":  # its prob: the face channel alone
         theirs = (theirs[0], theirs[1][:, 1:])
     for a, b in zip(ours, theirs):

@@ -6,7 +6,8 @@ its per-box Python: pyramid levels and crops are resampled from integral images
 batch, P-Net skips the zero padding of the canvases, and NMS is ``torchvision.ops.batched_nms``.
 
 Networks are callables ``(N, 3, h, w) float32 -> tuple of arrays`` in facenet-pytorch's output
-order (``backends.OnnxNetwork``, or anything else that computes them); the last channel of a
+order (``backends.OnnxNetwork``, or anything else that computes them). They take pixel values
+(0-255): MTCNN's input scaling is part of the exported networks. The last channel of a
 probability output is the face's.
 """
 
@@ -44,13 +45,6 @@ class Candidates:
 
     def __len__(self) -> int:
         return len(self.scores)
-
-
-def normalise(pixels: np.ndarray) -> np.ndarray:
-    """MTCNN's input scaling, in place (the resampled pixels are a fresh array)."""
-    pixels -= np.float32(127.5)
-    pixels *= np.float32(0.0078125)
-    return pixels
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
@@ -150,7 +144,7 @@ class Cascade:
         """Whether P-Net rejects an all-zero window: then the zero padding of the canvases
         holds no proposal and P-Net can skip it (``window_span``)."""
         if self._skip_blank is None:
-            blank = normalise(np.zeros((1, 3, 12, 12), np.float32))
+            blank = np.zeros((1, 3, 12, 12), np.float32)
             self._skip_blank = float(self.pnet(blank)[1][0, -1, 0, 0]) < self.thresholds[0]
         return self._skip_blank
 
@@ -209,7 +203,7 @@ class Cascade:
                 continue
             pixels = resize_area(planes, *size, rows, cols)
             t = self._tick("pyramid", t)
-            reg, prob = self.pnet(normalise(pixels))
+            reg, prob = self.pnet(pixels)
             t = self._tick("pnet", t)
             image, y, x = np.nonzero(prob[:, -1] >= self.thresholds[0])
             cell = np.stack([x, y], axis=1).astype(np.float32)
@@ -253,7 +247,7 @@ class Cascade:
             c, x0, y0, x1, y1 = c.take(inside), x0[inside], y0[inside], x1[inside], y1[inside]
         pixels = area_resample(integral, c.image, y0, y1, x0, x1, size, size)
         t = self._tick(f"{name}_crops", t)
-        out = network(normalise(pixels)) if len(c) else None
+        out = network(pixels) if len(c) else None
         t = self._tick(name, t)
         if out is None:
             return c, ((np.zeros((0, 4), np.float32), np.zeros((0, 10), np.float32))

@@ -28,7 +28,7 @@ from mtlface.errors import UserError
 log = logging.getLogger(__name__)
 
 OPSET = 17
-EXPORT_FORMAT = 5  # bump when the export below changes what a given torch version writes
+EXPORT_FORMAT = 6  # bump when the export below changes what a given torch version writes
 NETS = ("pnet", "rnet", "onet")
 # Output names in the order facenet-pytorch's modules return them (P-Net's prob: the face
 # channel alone, see _pnet_face_head).
@@ -98,6 +98,18 @@ def _channel_prelu(prelu):
             return self.positive(torch.relu(x)) + self.linear(x)
 
     return ChannelPReLU(prelu.weight.detach().clone())
+
+
+def _takes_pixels(module) -> None:
+    """MTCNN's input scaling ``(x - 127.5) / 128`` folded into the first convolution (its
+    padding is none, so exactly): the network takes pixel values, and the cascade makes no
+    pass of its own over every pyramid level and crop."""
+    import torch
+
+    conv = module.conv1
+    with torch.no_grad():
+        conv.bias += conv.weight.sum(dim=(1, 2, 3)) * (-127.5 / 128)
+        conv.weight /= 128
 
 
 def _blocks(channels: int) -> int:
@@ -196,6 +208,7 @@ def export(net: str) -> bytes:
     from facenet_pytorch.models import mtcnn as facenet
 
     module = {"pnet": facenet.PNet, "rnet": facenet.RNet, "onet": facenet.ONet}[net]().eval()
+    _takes_pixels(module)
     _pool_first(module, *POOLED)
     for name in MAP_PRELUS[net]:
         setattr(module, name, _channel_prelu(getattr(module, name)))
