@@ -256,7 +256,8 @@ def build_ours(backbones: list[str], backends: list[str], runs: list[Path], thre
     from mtlface.predict import Predictor
     from mtlface.predict.backends import OnnxBackend, TorchBackend
     from mtlface.predict.faces import FaceSettings
-    from mtlface.predict.metadata import ModelInfo, exported_path, metadata_path
+    from mtlface.predict.metadata import ModelInfo, metadata_path
+    from mtlface.runs import RunFolder
     from mtlface.train import build_model
 
     def with_detector(faces: FaceSettings, detector: str) -> FaceSettings:
@@ -296,7 +297,7 @@ def build_ours(backbones: list[str], backends: list[str], runs: list[Path], thre
             pred = Predictor.from_run(run_dir)
             systems.append(OurSystem(f"run {run_dir.name} torch", pred,
                                      f"{pred.input_spec.size} px, torch, trained run"))
-        onnx_file = exported_path(run_dir, "onnx")
+        onnx_file = RunFolder(run_dir).exported("onnx")
         if "onnx" in backends and onnx_file.is_file():
             for d in detectors:
                 systems.append(OurSystem(f"run {run_dir.name} onnx, MTCNN {d}",

@@ -171,3 +171,27 @@ def test_a_measurement_rewrites_its_docs_page_and_a_quick_run_never_does(tmp_pat
     assert cli.main(["parts=detection"]) == 0  # key=value reads as --parts
     text = page.read_text()
     assert text.startswith("# Benchmark results") and "`python -m benchmarks parts=detection`" in text
+
+
+def test_peer_script_measures_ours_and_a_trained_runs_export_without_the_peer(
+        trained_run, tmp_path, capsys):
+    """``benchmarks.peer --no-peer``: ours (BKNet on onnxruntime, MTCNN onnx) and a trained
+    run's ONNX export each answer every photo; the table has a row per system."""
+    import json
+    import shutil
+
+    from benchmarks import peer
+    from mtlface.export import export_run
+
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    export_run(run, "onnx")
+    out = tmp_path / "peer.json"
+    assert peer.main(["--no-peer", "--backbones", "bknet", "--backends", "onnx",
+                      "--detectors", "onnx", "--repeats", "1", "--warmup", "0",
+                      "--run", str(run), "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    names = list(record["records"])
+    assert names == ["ours bknet onnx, MTCNN onnx", "run run onnx, MTCNN onnx"]
+    for rec in record["records"].values():
+        assert len(rec["faces"]) == len(record["photos"]) and sum(rec["faces"]) > 0
+    assert all(name in record["table"] for name in names)
