@@ -28,7 +28,7 @@ from mtlface.errors import UserError
 log = logging.getLogger(__name__)
 
 OPSET = 17
-EXPORT_FORMAT = 6  # bump when the export below changes what a given torch version writes
+EXPORT_FORMAT = 7  # bump when the export below changes what a given torch version writes
 NETS = ("pnet", "rnet", "onet")
 # Output names in the order facenet-pytorch's modules return them (P-Net's prob: the face
 # channel alone, see _pnet_face_head).
@@ -37,9 +37,12 @@ INPUT_SIZE = {"pnet": 12, "rnet": 24, "onet": 48}
 # The first layers of every network, a PReLU between a convolution and a max-pool: the
 # exporter pools first (see _pool_first).
 POOLED = ("conv1", "prelu1", "pool1", "conv2")
-# The other PReLUs on feature maps (the rest follow a dense layer).
-MAP_PRELUS = {"pnet": ("prelu2", "prelu3"), "rnet": ("prelu2", "prelu3"),
-              "onet": ("prelu2", "prelu3", "prelu4")}
+# The other PReLUs on feature maps (the rest follow a dense layer), each with the layers
+# that read its output (through a max-pool at most; a dense layer through facenet-pytorch's
+# ``permute(0, 3, 2, 1)``, so channels are the fastest-varying index of its input).
+MAP_PRELUS = {"pnet": {"prelu2": ("conv3",), "prelu3": ("conv4_1", "conv4_2")},
+              "rnet": {"prelu2": ("conv3",), "prelu3": ("dense4",)},
+              "onet": {"prelu2": ("conv3",), "prelu3": ("conv4",), "prelu4": ("dense5",)}}
 CHANNEL_BLOCK = 16  # onnxruntime's blocked layout on AVX-512 (8 on AVX2 divides it)
 
 
@@ -82,22 +85,36 @@ def _scale(weights):
     return norm
 
 
-def _channel_prelu(prelu):
-    """``prelu(y) = (1 - a) * relu(y) + a * y`` with the products as BatchNorms:
-    onnxruntime folds them into its blocked-layout convolutions, while a PRelu node makes it
-    convert the layout back and forth around a slow broadcast (R- and O-Net run 30-40 %
-    faster; outputs agree to ~1e-6)."""
+def _channel_prelu(module, prelu: str, readers: tuple[str, ...]) -> None:
+    """``prelu(y) = (1 - a) * (relu(y) + a / (1 - a) * y)``: the PReLU becomes
+    ``relu(y) + c * y``, the product a BatchNorm, and the factor ``1 - a`` (positive: it
+    commutes with a max-pool) moves into the weights of the layers that read it. onnxruntime
+    folds the BatchNorm and the sum into its blocked layout, two passes over the map, while a
+    PRelu node makes it convert the layout back and forth around a slow broadcast (R- and
+    O-Net run 30-40 % faster; outputs agree to ~1e-6)."""
     import torch
 
+    slope = getattr(module, prelu).weight.detach().clone()
+    three_terms = bool((slope >= 1).any())  # no positive factor to move: (1-a)relu(y) + ay
+    keep = torch.ones_like(slope) if three_terms else 1 - slope
+
     class ChannelPReLU(torch.nn.Module):
-        def __init__(self, slope):
+        def __init__(self):
             super().__init__()
-            self.positive, self.linear = _scale(1 - slope), _scale(slope)
+            self.positive = _scale(1 - slope) if three_terms else torch.nn.Identity()
+            self.linear = _scale(slope / keep)
 
         def forward(self, x):
             return self.positive(torch.relu(x)) + self.linear(x)
 
-    return ChannelPReLU(prelu.weight.detach().clone())
+    setattr(module, prelu, ChannelPReLU())
+    with torch.no_grad():
+        for name in readers:
+            weight = getattr(module, name).weight
+            if weight.dim() == 4:  # a convolution: input channels are its second axis
+                weight *= keep[None, :, None, None]
+            else:  # a dense layer after the permute: channel of input i is i % channels
+                weight *= keep.repeat(weight.shape[1] // len(keep))[None, :]
 
 
 def _takes_pixels(module) -> None:
@@ -210,8 +227,8 @@ def export(net: str) -> bytes:
     module = {"pnet": facenet.PNet, "rnet": facenet.RNet, "onet": facenet.ONet}[net]().eval()
     _takes_pixels(module)
     _pool_first(module, *POOLED)
-    for name in MAP_PRELUS[net]:
-        setattr(module, name, _channel_prelu(getattr(module, name)))
+    for name, readers in MAP_PRELUS[net].items():
+        _channel_prelu(module, name, readers)
     if net == "pnet":
         module = _pnet_face_head(module).eval()
     size = INPUT_SIZE[net]
