@@ -17,7 +17,8 @@ from mtlface.data.preprocess.cache import cache_settings, settings_key
 from mtlface.data.preprocess.mtcnn import backends, networks
 from mtlface.data.preprocess.mtcnn.cascade import (
     Candidates,
-    content_extent,
+    content_extents,
+    extent_groups,
     nms_min,
     pyramid_scales,
     window_span,
@@ -110,7 +111,7 @@ def test_zero_padding_is_skipped_without_changing_a_proposal(photos):
     for photo in (wide, photos["grace_hopper"]):
         batch = canvases({"photo": photo})
         integral = integral_images(batch)
-        extent = content_extent(integral)
+        extent = tuple(content_extents(batch)[0])
         filled_rows = np.flatnonzero(batch.any(axis=(0, 2, 3)))
         filled_cols = np.flatnonzero(batch.any(axis=(0, 1, 3)))
         assert extent == (filled_rows[-1] + 1, filled_cols[-1] + 1)
@@ -132,6 +133,32 @@ def test_zero_padding_is_skipped_without_changing_a_proposal(photos):
         np.testing.assert_array_equal(skipped.scores, everything.scores)
         worst = differences(*detect_both(batch))
         assert worst["faces"] >= 1 and worst["box"] <= SAME_ARITHMETIC_PX
+
+
+def test_a_batch_of_wide_tall_square_and_blank_canvases_runs_p_net_per_extent_group(photos):
+    """P-Net runs once per group of images whose content extents round to the same eighth of
+    the canvas, over the group's extent: each image keeps the faces it has alone, which are
+    facenet-pytorch's, and the faces come back in the batch's order."""
+    wide = np.concatenate([photos["astronaut"], photos["grace_hopper"][:512]], axis=1)
+    batch = canvases({"tall": photos["grace_hopper"], "wide": wide,
+                      "square": photos["astronaut"], "blank": np.zeros((64, 64, 3), np.uint8)})
+    extents = content_extents(batch)
+    assert extents[0, 0] == 320 > extents[0, 1] and extents[1, 1] == 320 > extents[1, 0]
+    assert tuple(extents[2]) == (320, 320) and tuple(extents[3]) == (0, 0)
+    groups = extent_groups(extents, 320, 320)
+    assert sorted(np.concatenate([m for m, _ in groups]).tolist()) == [0, 1, 2, 3]
+    assert len(groups) == 4
+    for members, extent in groups:
+        assert (extents[members] <= extent).all()
+    cascade = backends.onnx_mtcnn(20, (0.6, 0.7, 0.7), 0.709).cascade
+    together = cascade.detect(batch)
+    for i, faces in enumerate(together):
+        alone = cascade.detect(batch[i: i + 1])[0]
+        for a, b in zip(faces, alone):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    assert [len(f[0]) for f in together] == [1, 2, 1, 0]
+    worst = differences(*detect_both(batch))
+    assert worst["box"] <= SAME_ARITHMETIC_PX and worst["prob"] <= PROB
 
 
 def test_detector_backends_choose_the_same_face(photos):

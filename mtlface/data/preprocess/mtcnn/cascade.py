@@ -3,7 +3,8 @@ landmarks) for a batch of equal-sized images, with the arithmetic of facenet-pyt
 ``detect_face`` (same thresholds, regressions, NMS and rounding, so the same faces) but without
 its per-box Python: pyramid levels and crops are resampled from integral images
 (``resample``), the networks run once per stage (P-Net once per pyramid level) for the whole
-batch, P-Net skips the zero padding of the canvases, and NMS is ``torchvision.ops.batched_nms``.
+batch, P-Net skips the zero padding of the canvases (running once per group of images with
+like content extents), and NMS is ``torchvision.ops.batched_nms``.
 
 Networks are callables ``(N, 3, h, w) float32 -> tuple of arrays`` in facenet-pytorch's output
 order (``backends.OnnxNetwork``, or anything else that computes them). They take pixel values
@@ -60,13 +61,32 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
     return scales
 
 
-def content_extent(integral: np.ndarray) -> tuple[int, int]:
-    """Rows and columns up to the last one holding a nonzero pixel in any image of the batch
-    (from its integral images: a row's pixels add up to more than zero): a canvas padded with
-    zeros to a square has nothing beyond them."""
-    rows = np.flatnonzero(np.diff(integral[:, :, -1].sum(axis=(0, 2), dtype=np.int64)))
-    cols = np.flatnonzero(np.diff(integral[:, -1].sum(axis=(0, 2), dtype=np.int64)))
-    return (int(rows[-1]) + 1 if len(rows) else 0, int(cols[-1]) + 1 if len(cols) else 0)
+def content_extents(images: np.ndarray) -> np.ndarray:
+    """Per image of a ``(B, H, W, 3)`` batch, the rows and columns up to the last one holding a
+    nonzero pixel, ``(B, 2)``: a canvas padded with zeros to a square has nothing beyond them."""
+    batch, height = images.shape[:2]
+    rows = images.reshape(batch, height, -1).max(axis=2) > 0
+    cols = images.max(axis=1).max(axis=2) > 0
+
+    def last(filled: np.ndarray) -> np.ndarray:
+        return np.where(filled.any(axis=1), filled.shape[1] - filled[:, ::-1].argmax(axis=1), 0)
+
+    return np.stack([last(rows), last(cols)], axis=1)
+
+
+def extent_groups(extents: np.ndarray, height: int, width: int,
+                  steps: int = 8) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """Images whose content extents round up to the same ``1/steps`` of the canvas, each group
+    with the largest extent of its members: P-Net runs once per group over that extent, so a
+    batch of landscape and portrait photos skips each one's padding."""
+    side = np.array([height, width])
+    keys = -(-extents * steps // side)  # ceil
+    groups = []
+    for key in np.unique(keys, axis=0):
+        members = np.flatnonzero((keys == key).all(axis=1))
+        rows, cols = extents[members].max(axis=0)
+        groups.append((members, (int(rows), int(cols))))
+    return groups
 
 
 def window_span(level: int, source: int, content: int) -> int:
@@ -157,11 +177,26 @@ class Cascade:
     def detect(self, images: np.ndarray) -> list[Faces]:
         batch, height, width = images.shape[:3]
         t = self.clock()
+        if self.blank_windows_pass():
+            groups = extent_groups(content_extents(images), height, width)
+        else:
+            groups = [(np.arange(batch), (height, width))]
+        order = np.concatenate([members for members, _ in groups])
+        if (order != np.arange(batch)).any():
+            images = images[order]  # each group a slice of the batch
         integral = integral_images(images)
         planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))  # levels: channel-first
-        extent = content_extent(integral) if self.blank_windows_pass() else (height, width)
         t = self._tick("pyramid", t)
-        c = self._proposals(planes, height, width, extent)
+        found, start = [], 0
+        for members, extent in groups:
+            stop = start + len(members)
+            group = self._proposals(planes[start:stop], height, width, extent)
+            group.image += start
+            found.append(group)
+            start = stop
+        c = Candidates(np.concatenate([g.boxes for g in found]),
+                       np.concatenate([g.scores for g in found]),
+                       np.concatenate([g.image for g in found]))
         t = self.clock()
         if len(c):
             c, reg = self._refine(c, integral, 24, self.rnet, self.thresholds[1], "rnet")
@@ -182,10 +217,10 @@ class Cascade:
             c.boxes = regress(c.boxes, reg)
             keep = nms_min(c, 0.7)
             c, points = c.take(keep), points[keep]
-        out = []
-        for b in range(batch):
+        out: list[Faces] = [None] * batch  # type: ignore[list-item]
+        for b, original in enumerate(order):
             mine = np.flatnonzero(c.image == b)
-            out.append((c.boxes[mine], c.scores[mine], points[mine]))
+            out[original] = (c.boxes[mine], c.scores[mine], points[mine])
         self._tick("output", t)
         return out
 
