@@ -52,11 +52,14 @@ def area_resample(integral: np.ndarray, image: np.ndarray, y0: np.ndarray, y1: n
     base = (image * rows)[:, None]
     top, bottom = ((base + ya) * cols)[:, :, None], ((base + yb) * cols)[:, :, None]
     left, right = xa[:, None, :], xb[:, None, :]
-    total = (flat.take(bottom + right, axis=0) - flat.take(top + right, axis=0)
-             - flat.take(bottom + left, axis=0) + flat.take(top + left, axis=0))
-    count = ((yb - ya)[:, :, None] * (xb - xa)[:, None, :])[..., None]
-    out = total.astype(np.float32) / count.astype(np.float32)
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    total = flat.take(bottom + right, axis=0)
+    total -= flat.take(top + right, axis=0)
+    total -= flat.take(bottom + left, axis=0)
+    total += flat.take(top + left, axis=0)
+    count = ((yb - ya)[:, :, None] * (xb - xa)[:, None, :]).astype(np.float32)
+    out = np.empty((len(image), channels, height, width), np.float32)
+    np.divide(total.transpose(0, 3, 1, 2), count[:, None], out=out, dtype=np.float32)
+    return out
 
 
 @functools.lru_cache(maxsize=256)
@@ -76,7 +79,9 @@ def resize_area(planes: np.ndarray, height: int, width: int, rows: int | None = 
     differences of gathered rows and columns instead of four gathers per cell."""
     ya, yb = (e[:rows] for e in grid_cells(planes.shape[2] - 1, height))
     xa, xb = (e[:cols] for e in grid_cells(planes.shape[3] - 1, width))
-    strips = planes.take(yb, axis=2) - planes.take(ya, axis=2)
-    out = (strips.take(xb, axis=3) - strips.take(xa, axis=3)).astype(np.float32)
-    out /= ((yb - ya)[:, None] * (xb - xa)[None, :]).astype(np.float32)
-    return out
+    strips = planes.take(yb, axis=2)
+    strips -= planes.take(ya, axis=2)
+    total = strips.take(xb, axis=3)
+    total -= strips.take(xa, axis=3)
+    count = ((yb - ya)[:, None] * (xb - xa)[None, :]).astype(np.float32)
+    return np.divide(total, count, dtype=np.float32)
