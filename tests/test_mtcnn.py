@@ -19,6 +19,7 @@ from mtlface.data.preprocess.mtcnn.cascade import (
     Candidates,
     content_extents,
     extent_groups,
+    nms,
     nms_min,
     pyramid_scales,
     window_span,
@@ -188,6 +189,29 @@ def test_area_resample_matches_torch_area_interpolation():
         ref = torch.nn.functional.interpolate(tensor, size=(h, w), mode="area").numpy()
         planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))
         np.testing.assert_allclose(resize_area(planes, h, w), ref, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("integer_boxes", [True, False])
+def test_nms_keeps_what_torchvisions_batched_nms_keeps(integer_boxes):
+    """OpenCV's NMS in the cascade against torchvision's, which facenet-pytorch calls: the
+    same boxes in the same order, with many equal scores (a stable sort) and several images
+    (P-Net's boxes are whole pixels, the later stages' are not)."""
+    from torchvision.ops import batched_nms
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(2, 300))
+        corner = rng.integers(0, 60, (n, 2)).astype(np.float32)
+        boxes = np.concatenate([corner, corner + rng.integers(5, 25, (n, 1))], axis=1)
+        boxes = boxes.astype(np.float32)
+        if not integer_boxes:
+            boxes += rng.random((n, 4)).astype(np.float32)
+        scores = rng.choice([0.6, 0.7, 0.9, 1.0], n).astype(np.float32)
+        image = rng.integers(0, 3, n)
+        threshold = float(rng.choice([0.5, 0.7]))
+        theirs = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores),
+                             torch.from_numpy(image), threshold).numpy()
+        np.testing.assert_array_equal(nms(Candidates(boxes, scores, image), threshold), theirs)
 
 
 def test_min_nms_keeps_what_facenet_pytorch_keeps():

@@ -4,7 +4,7 @@ landmarks) for a batch of equal-sized images, with the arithmetic of facenet-pyt
 its per-box Python: pyramid levels and crops are resampled from integral images
 (``resample``), the networks run once per stage (P-Net once per pyramid level) for the whole
 batch, P-Net skips the zero padding of the canvases (running once per group of images with
-like content extents), and NMS is ``torchvision.ops.batched_nms``.
+like content extents), and NMS is OpenCV's, with torchvision's arithmetic.
 
 Networks are callables ``(N, 3, h, w) float32 -> tuple of arrays`` in facenet-pytorch's output
 order (``backends.OnnxNetwork``, or anything else that computes them). They take pixel values
@@ -18,10 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-import torch
-from torchvision.ops import batched_nms
-from torchvision.ops import nms as nms_one
 
 from mtlface.data.preprocess.mtcnn import resample
 from mtlface.data.preprocess.mtcnn.resample import area_resample, integral_images, resize_area
@@ -101,13 +99,17 @@ def window_span(level: int, source: int, content: int) -> int:
 
 
 def nms(c: Candidates, threshold: float) -> np.ndarray:
-    """Kept indices (by descending score) of IoU NMS within each image."""
+    """Kept indices (by descending score) of IoU NMS within each image: torchvision's
+    ``batched_nms`` arithmetic (areas without the +1, a stable sort, images kept apart by
+    offsetting their boxes), by OpenCV's ``NMSBoxes`` in float64. OpenCV's call costs a
+    fraction of torch's between the cascade's network runs (~20 vs ~100 us a call)."""
     if not len(c):
         return np.zeros(0, np.int64)
-    boxes, scores = torch.from_numpy(c.boxes), torch.from_numpy(c.scores)
-    if c.image[0] == c.image[-1] and (c.image == c.image[0]).all():  # one image: no offsets
-        return nms_one(boxes, scores, threshold).numpy()
-    return batched_nms(boxes, scores, torch.from_numpy(c.image), threshold).numpy()
+    boxes = c.boxes.astype(np.float64)
+    if c.image[0] != c.image[-1] or (c.image != c.image[0]).any():
+        boxes += (c.image * (boxes.max() + 1.0))[:, None]
+    boxes[:, 2:] -= boxes[:, :2]  # x, y, width, height
+    return np.asarray(cv2.dnn.NMSBoxes(boxes, c.scores, 0.0, threshold), np.int64).reshape(-1)
 
 
 def nms_min(c: Candidates, threshold: float) -> np.ndarray:
