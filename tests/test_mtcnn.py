@@ -117,19 +117,18 @@ def test_zero_padding_is_skipped_without_changing_a_proposal(photos):
         filled_cols = np.flatnonzero(batch.any(axis=(0, 1, 3)))
         assert extent == (filled_rows[-1] + 1, filled_cols[-1] + 1)
         assert min(extent) < 320  # there is padding to skip
-        planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))
         blank = cascade.pnet(np.zeros((1, 3, 12, 12), np.float32))[1][0, -1, 0, 0]
         for scale in pyramid_scales(320, 320, 20, 0.709):
             size = int(320 * scale + 1), int(320 * scale + 1)
             rows, cols = window_span(size[0], 320, extent[0]), window_span(size[1], 320, extent[1])
-            whole = cascade.pnet(resize_area(planes, *size))[1][:, -1]
-            seen = cascade.pnet(resize_area(planes, *size, rows, cols))[1][:, -1]
+            whole = cascade.pnet(resize_area(integral, *size))[1][:, -1]
+            seen = cascade.pnet(resize_area(integral, *size, rows, cols))[1][:, -1]
             h, w = seen.shape[1:]
             np.testing.assert_allclose(seen, whole[:, :h, :w], rtol=0, atol=1e-6)
             beyond = np.concatenate([whole[:, h:].ravel(), whole[:, :h, w:].ravel()])
             np.testing.assert_allclose(beyond, blank, rtol=0, atol=1e-6)  # blank windows only
-        skipped = cascade._proposals(planes, 320, 320, extent)
-        everything = cascade._proposals(planes, 320, 320, (320, 320))
+        skipped = cascade._proposals(integral, 320, 320, extent)
+        everything = cascade._proposals(integral, 320, 320, (320, 320))
         np.testing.assert_array_equal(skipped.boxes, everything.boxes)
         np.testing.assert_array_equal(skipped.scores, everything.scores)
         worst = differences(*detect_both(batch))
@@ -187,8 +186,7 @@ def test_area_resample_matches_torch_area_interpolation():
             np.testing.assert_allclose(ours[k], ref[0].numpy(), rtol=0, atol=1e-4)
     for h, w in ((31, 43), (12, 12), (60, 90)):  # pyramid levels, smaller and larger
         ref = torch.nn.functional.interpolate(tensor, size=(h, w), mode="area").numpy()
-        planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))
-        np.testing.assert_allclose(resize_area(planes, h, w), ref, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(resize_area(integral, h, w), ref, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("integer_boxes", [True, False])

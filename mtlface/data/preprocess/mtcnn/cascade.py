@@ -187,12 +187,11 @@ class Cascade:
         if (order != np.arange(batch)).any():
             images = images[order]  # each group a slice of the batch
         integral = integral_images(images)
-        planes = np.ascontiguousarray(integral.transpose(0, 3, 1, 2))  # levels: channel-first
         t = self._tick("pyramid", t)
         found, start = [], 0
         for members, extent in groups:
             stop = start + len(members)
-            group = self._proposals(planes[start:stop], height, width, extent)
+            group = self._proposals(integral[start:stop], height, width, extent)
             group.image += start
             found.append(group)
             start = stop
@@ -226,7 +225,7 @@ class Cascade:
         self._tick("output", t)
         return out
 
-    def _proposals(self, planes: np.ndarray, height: int, width: int,
+    def _proposals(self, integral: np.ndarray, height: int, width: int,
                    extent: tuple[int, int]) -> Candidates:
         """P-Net over every pyramid level (the part of it that is not zero padding); NMS per
         level, then across levels; regressed and squared boxes."""
@@ -238,7 +237,7 @@ class Cascade:
             cols = window_span(size[1], width, extent[1])
             if not rows or not cols:  # nothing but zeros: no proposal
                 continue
-            pixels = resize_area(planes, *size, rows, cols)
+            pixels = resize_area(integral, *size, rows, cols)
             t = self._tick("pyramid", t)
             reg, prob = self.pnet(pixels)
             t = self._tick("pnet", t)

@@ -71,17 +71,20 @@ def grid_cells(source: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def resize_area(planes: np.ndarray, height: int, width: int, rows: int | None = None,
+def resize_area(integral: np.ndarray, height: int, width: int, rows: int | None = None,
                 cols: int | None = None) -> np.ndarray:
-    """Whole images resampled to ``height x width`` (a pyramid level) from channel-first
-    integral images ``(B, C, H+1, W+1)``: ``(B, C, height, width)`` float32, or only its first
-    ``rows`` and ``cols``. The cells of a whole image form a grid, so the box sums come from two
-    differences of gathered rows and columns instead of four gathers per cell."""
-    ya, yb = (e[:rows] for e in grid_cells(planes.shape[2] - 1, height))
-    xa, xb = (e[:cols] for e in grid_cells(planes.shape[3] - 1, width))
-    strips = planes.take(yb, axis=2)
-    strips -= planes.take(ya, axis=2)
-    total = strips.take(xb, axis=3)
-    total -= strips.take(xa, axis=3)
+    """Whole images resampled to ``height x width`` (a pyramid level) from the integral images
+    ``(B, H+1, W+1, C)``: ``(B, C, height, width)`` float32, or only its first ``rows`` and
+    ``cols``. The cells of a whole image form a grid, so the box sums come from two
+    differences of gathered rows and columns instead of four gathers per cell; the division
+    writes the channel-first layout the networks take."""
+    ya, yb = (e[:rows] for e in grid_cells(integral.shape[1] - 1, height))
+    xa, xb = (e[:cols] for e in grid_cells(integral.shape[2] - 1, width))
+    strips = integral.take(yb, axis=1)
+    strips -= integral.take(ya, axis=1)
+    total = strips.take(xb, axis=2)
+    total -= strips.take(xa, axis=2)
     count = ((yb - ya)[:, None] * (xb - xa)[None, :]).astype(np.float32)
-    return np.divide(total, count, dtype=np.float32)
+    out = np.empty((len(integral), integral.shape[3], len(yb), len(xb)), np.float32)
+    np.divide(total.transpose(0, 3, 1, 2), count, out=out, dtype=np.float32)
+    return out
