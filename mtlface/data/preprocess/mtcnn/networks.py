@@ -28,7 +28,7 @@ from mtlface.errors import UserError
 log = logging.getLogger(__name__)
 
 OPSET = 17
-EXPORT_FORMAT = 7  # bump when the export below changes what a given torch version writes
+EXPORT_FORMAT = 8  # bump when the export below changes what a given torch version writes
 NETS = ("pnet", "rnet", "onet")
 # Output names in the order facenet-pytorch's modules return them (P-Net's prob: the face
 # channel alone, see _pnet_face_head).
@@ -43,6 +43,10 @@ POOLED = ("conv1", "prelu1", "pool1", "conv2")
 MAP_PRELUS = {"pnet": {"prelu2": ("conv3",), "prelu3": ("conv4_1", "conv4_2")},
               "rnet": {"prelu2": ("conv3",), "prelu3": ("dense4",)},
               "onet": {"prelu2": ("conv3",), "prelu3": ("conv4",), "prelu4": ("dense5",)}}
+# R- and O-Net's dense part: the first dense layer and its PReLU, the regression heads in
+# output order, and the face head (softmax).
+DENSE = {"rnet": ("dense4", "prelu4", ("dense5_2",), "dense5_1"),
+         "onet": ("dense5", "prelu5", ("dense6_2", "dense6_3"), "dense6_1")}
 CHANNEL_BLOCK = 16  # onnxruntime's blocked layout on AVX-512 (8 on AVX2 divides it)
 
 
@@ -218,6 +222,36 @@ def _pnet_face_head(module):
     return FaceHead(module)
 
 
+def _flat_dense(module, dense: str, prelu: str, regressions: tuple[str, ...], face: str):
+    """R- or O-Net reading its last feature map in memory order. facenet-pytorch transposes
+    the map (``permute(0, 3, 2, 1)``) before the first dense layer, which costs onnxruntime a
+    Transpose after its layout conversion; the dense layer's input columns, permuted to the
+    map's own order, give the same products."""
+    import torch
+
+    layers = list(module.named_children())
+    body = torch.nn.Sequential(*(m for name, m in layers[:[n for n, _ in layers].index(dense)]))
+    first = getattr(module, dense)
+    channels = [m for m in body if isinstance(m, torch.nn.Conv2d)][-1].out_channels
+    side = round((first.in_features // channels) ** 0.5)
+    with torch.no_grad():  # columns (w, h, c) -> (c, h, w)
+        first.weight.copy_(first.weight.reshape(-1, side, side, channels)
+                           .permute(0, 3, 2, 1).reshape(first.weight.shape))
+
+    class FlatDense(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.dense, self.prelu = body, first, getattr(module, prelu)
+            self.regressions = torch.nn.ModuleList(getattr(module, r) for r in regressions)
+            self.face = getattr(module, face)
+
+        def forward(self, x):
+            x = self.prelu(self.dense(self.body(x).flatten(1)))
+            return (*(r(x) for r in self.regressions), torch.softmax(self.face(x), dim=1))
+
+    return FlatDense().eval()
+
+
 def export(net: str) -> bytes:
     """The network as ONNX bytes. P-Net is fully convolutional: height and width are
     dynamic (one session serves every pyramid level); the batch is dynamic for all three."""
@@ -231,6 +265,8 @@ def export(net: str) -> bytes:
         _channel_prelu(module, name, readers)
     if net == "pnet":
         module = _pnet_face_head(module).eval()
+    else:
+        module = _flat_dense(module, *DENSE[net])
     size = INPUT_SIZE[net]
     axes = {0: "n", 2: "h", 3: "w"} if net == "pnet" else {0: "n"}
     dynamic = {"image": axes, **{name: {0: "n"} for name in OUTPUTS[net]}}
