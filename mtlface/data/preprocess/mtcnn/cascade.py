@@ -78,12 +78,14 @@ def extent_groups(extents: np.ndarray, height: int, width: int,
     with the largest extent of its members: P-Net runs once per group over that extent, so a
     batch of landscape and portrait photos skips each one's padding."""
     side = np.array([height, width])
-    keys = -(-extents * steps // side)  # ceil
+    members: dict[tuple[int, int], list[int]] = {}
+    for i, key in enumerate(map(tuple, -(-extents * steps // side))):  # ceil
+        members.setdefault(key, []).append(i)
     groups = []
-    for key in np.unique(keys, axis=0):
-        members = np.flatnonzero((keys == key).all(axis=1))
-        rows, cols = extents[members].max(axis=0)
-        groups.append((members, (int(rows), int(cols))))
+    for key in sorted(members):
+        group = np.asarray(members[key])
+        rows, cols = extents[group].max(axis=0)
+        groups.append((group, (int(rows), int(cols))))
     return groups
 
 
@@ -242,10 +244,11 @@ class Cascade:
             reg, prob = self.pnet(pixels)
             t = self._tick("pnet", t)
             image, y, x = np.nonzero(prob[:, -1] >= self.thresholds[0])
-            cell = np.stack([x, y], axis=1).astype(np.float32)
-            q1 = np.floor((2 * cell + 1) / np.float32(scale))
-            q2 = np.floor((2 * cell + 12) / np.float32(scale))
-            level = Candidates(np.concatenate([q1, q2], axis=1), prob[image, -1, y, x],
+            boxes = np.empty((len(x), 4), np.float32)  # P-Net's 12-px windows, stride 2
+            boxes[:, 0], boxes[:, 1] = 2 * x + 1, 2 * y + 1
+            boxes[:, 2], boxes[:, 3] = 2 * x + 12, 2 * y + 12
+            boxes /= np.float32(scale)
+            level = Candidates(np.floor(boxes, out=boxes), prob[image, -1, y, x],
                                image.astype(np.int64))
             keep = nms(level, 0.5)
             levels.append((level.take(keep), reg[image, :, y, x][keep]))
