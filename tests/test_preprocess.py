@@ -456,3 +456,23 @@ def test_the_merge_callback_merges_shards_no_job_merged(tmp_path):
     HydraConfig.instance().set_config(cfg)
     MergeShards().on_multirun_end(cfg)
     assert len(read_manifest(folder)) == len(read_source("ckplus", root))
+
+
+@pytest.mark.parametrize("orientation, turn", [(1, None), (6, Image.Transpose.ROTATE_270),
+                                                (3, Image.Transpose.ROTATE_180)])
+def test_a_photo_stored_sideways_is_decoded_upright(tmp_path, orientation, turn):
+    """EXIF orientation (phones store the sensor's pixels and a tag): the decoded array is the
+    image as shown, and a photo without a tag is decoded as stored."""
+    from mtlface.data.preprocess.images import load_rgb
+
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = (255, 0, 0)  # a red band on the left of the stored image
+    stored = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    path = tmp_path / "photo.png"
+    stored.save(path, exif=exif)
+    upright = np.asarray(stored.transpose(turn) if turn else stored)
+    decoded = load_rgb(str(path)).image
+    assert decoded.shape == upright.shape
+    np.testing.assert_array_equal(decoded, upright)

@@ -55,7 +55,9 @@ def load_rgb(path: str, loader: Loader | None = None) -> Decoded:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()  # decodes now: a truncated file fails here, not later
-                img = ImageOps.exif_transpose(img)  # phone photos stored sideways
+                # Phone photos stored sideways; in place: without an orientation tag the
+                # default returns a copy of the whole image.
+                ImageOps.exif_transpose(img, in_place=True)
                 return _from_pil(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(TOO_LARGE, str(exc)) from exc
