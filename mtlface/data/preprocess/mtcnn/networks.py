@@ -139,7 +139,7 @@ def _blocks(channels: int) -> int:
 
 def _pool_first(module, conv: str, prelu: str, pool: str, following: str) -> None:
     """``pool(prelu(conv(x)))`` computed as the pool first and the PReLU on the pooled map,
-    a quarter of the pixels (the full-resolution PReLU was ~40 % of P-Net's time).
+    a quarter of the pixels (at full resolution the PReLU takes ~40 % of P-Net's time).
 
     Per channel, with ``M`` and ``m`` the largest and smallest ``y = conv(x)`` of a pooling
     window, the pooled PReLU of slope ``a`` is
