@@ -38,10 +38,6 @@ def use_clock(name: str) -> None:
     _clock = name
 
 
-def clock_name() -> str:
-    return _clock
-
-
 @contextmanager
 def using_clock(name: str) -> Iterator[None]:
     """Switch the clock for a block (e.g. wall time around work done in other processes)."""

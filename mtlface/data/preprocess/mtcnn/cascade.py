@@ -42,6 +42,12 @@ class Candidates:
     def take(self, index: np.ndarray) -> Candidates:
         return Candidates(self.boxes[index], self.scores[index], self.image[index])
 
+    @staticmethod
+    def join(parts: Sequence[Candidates]) -> Candidates:
+        return Candidates(np.concatenate([p.boxes for p in parts]),
+                          np.concatenate([p.scores for p in parts]),
+                          np.concatenate([p.image for p in parts]))
+
     def __len__(self) -> int:
         return len(self.scores)
 
@@ -197,9 +203,7 @@ class Cascade:
             group.image += start
             found.append(group)
             start = stop
-        c = Candidates(np.concatenate([g.boxes for g in found]),
-                       np.concatenate([g.scores for g in found]),
-                       np.concatenate([g.image for g in found]))
+        c = Candidates.join(found)
         t = self.clock()
         if len(c):
             c, reg = self._refine(c, integral, 24, self.rnet, self.thresholds[1], "rnet")
@@ -257,9 +261,7 @@ class Cascade:
         if not levels:  # images smaller than min_face_size: no pyramid level at all
             return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                               np.zeros(0, np.int64))
-        c = Candidates(np.concatenate([lv.boxes for lv, _ in levels]),
-                       np.concatenate([lv.scores for lv, _ in levels]),
-                       np.concatenate([lv.image for lv, _ in levels]))
+        c = Candidates.join([lv for lv, _ in levels])
         reg = np.concatenate([r for _, r in levels])
         keep = nms(c, 0.7)
         c, reg = c.take(keep), reg[keep]

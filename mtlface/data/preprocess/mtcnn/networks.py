@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import itertools
 import logging
 import os
 import tempfile
@@ -229,9 +230,8 @@ def _flat_dense(module, dense: str, prelu: str, regressions: tuple[str, ...], fa
     map's own order, give the same products."""
     import torch
 
-    layers = list(module.named_children())
-    body = torch.nn.Sequential(*(m for name, m in layers[:[n for n, _ in layers].index(dense)]))
     first = getattr(module, dense)
+    body = torch.nn.Sequential(*itertools.takewhile(lambda m: m is not first, module.children()))
     channels = [m for m in body if isinstance(m, torch.nn.Conv2d)][-1].out_channels
     side = round((first.in_features // channels) ** 0.5)
     with torch.no_grad():  # columns (w, h, c) -> (c, h, w)
